@@ -1,0 +1,54 @@
+# oms — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_SYSTEM_CERTS := 1
+export UV_NATIVE_TLS := 1
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user uv==0.13.9 || python3 -m pip install --quiet uv==0.13.9
+
+$(BIN)/oms: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra test
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/oms ## Build .venv (with .venv/bin/oms) from the lock file
+
+.PHONY: run
+run: install ## Install, migrate, load demo data into a new store, print an admin key, serve on :8000
+	$(BIN)/oms db upgrade
+	$(BIN)/oms demo --if-empty
+	$(BIN)/oms keys create --role admin --name "make-run-admin"
+	$(BIN)/oms serve --host $(HOST) --port $(PORT)
+
+.PHONY: lint
+lint: install ## Ruff and mypy on the package
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+.PHONY: test
+test: install lint ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL
+	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
+	  OMS_TEST_PG_URL=$$url $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: pg-start
+pg-start: ## Start the private PostgreSQL used by tests (prints its URL)
+	@scripts/pg.sh start
+
+.PHONY: pg-stop
+pg-stop: ## Stop the private PostgreSQL
+	@scripts/pg.sh stop
+
+.PHONY: clean
+clean: ## Remove the virtualenv, caches and local stores
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis oms.db oms.db-*

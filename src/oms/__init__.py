@@ -1,0 +1,1 @@
+"""oms: an order-management service whose heart is back-order handling."""

@@ -1,0 +1,411 @@
+"""Routes under /api/v1. Each parses, calls one use case in one transaction, and answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Connection
+
+from oms import views
+from oms.domain.access import Action, Principal
+from oms.domain.errors import NotFound
+from oms.domain.policy import BackorderPolicy
+from oms.services import catalog, common, fulfillment, orders, replenishment
+from oms.services.common import Ctx
+from oms.store.db import Store
+
+from . import schemas as s
+from .app import AuthError, require
+
+router = APIRouter()
+T = TypeVar("T")
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=2000)]
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def write(request: Request, who: Principal, use_case: Callable[[Ctx], T]) -> T:
+    return store_of(request).write(lambda conn: use_case(Ctx(conn, actor=who.name)))
+
+
+def read(request: Request, query: Callable[[Connection], T]) -> T:
+    return store_of(request).read(query)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def policy(p: s.BackorderPolicyIn | None) -> BackorderPolicy | None:
+    if p is None:
+        return None
+    return BackorderPolicy(
+        mode=p.mode,
+        max_backorder_qty=p.max_backorder_qty,
+        max_qty_per_line=p.max_qty_per_line,
+        channels=tuple(p.channels),
+        preorder_ends_at=p.preorder_ends_at,
+        release_date=p.release_date,
+        auto_cancel_after_days=p.auto_cancel_after_days,
+    )
+
+
+# ---- catalogue and settings ---------------------------------------------------------------------
+
+
+@router.put("/products/{sku}", tags=["catalogue"])
+def put_product(
+    sku: s.Code,
+    body: s.ProductIn,
+    request: Request,
+    response: Response,
+    who: Principal = Depends(require(Action.CATALOGUE)),
+) -> dict[str, Any]:
+    spec = catalog.ProductSpec(sku, body.name, body.unit_price, body.lead_time_days, policy(body.backorder_policy))
+
+    def use_case(ctx: Ctx) -> tuple[bool, dict[str, Any]]:
+        return catalog.put_product(ctx, spec), views.product_view(ctx.conn, sku)
+
+    created, out = write(request, who, use_case)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get("/products/{sku}", tags=["catalogue"])
+def get_product(sku: s.Code, request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: views.product_view(c, sku))
+
+
+@router.get("/products", tags=["catalogue"])
+def list_products(
+    request: Request, limit: Limit = 50, cursor: Cursor = None, _: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    return read(request, lambda c: views.list_products(c, limit, cursor))
+
+
+@router.put("/customers/{customer_id}", tags=["catalogue"])
+def put_customer(
+    customer_id: s.Code,
+    body: s.CustomerIn,
+    request: Request,
+    response: Response,
+    who: Principal = Depends(require(Action.CATALOGUE)),
+) -> dict[str, Any]:
+    spec = catalog.CustomerSpec(customer_id, body.name, body.email, body.tier)
+
+    def use_case(ctx: Ctx) -> tuple[bool, dict[str, Any]]:
+        return catalog.put_customer(ctx, spec), views.customer_view(ctx.conn, customer_id)
+
+    created, out = write(request, who, use_case)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get("/customers/{customer_id}", tags=["catalogue"])
+def get_customer(customer_id: s.Code, request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: views.customer_view(c, customer_id))
+
+
+@router.get("/settings/default-backorder-policy", tags=["settings"])
+def get_default_policy(request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: common.policy_to_json(common.default_policy(c)))
+
+
+@router.put("/settings/default-backorder-policy", tags=["settings"])
+def put_default_policy(
+    body: s.BackorderPolicyIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+) -> dict[str, Any]:
+    p = policy(body)
+    assert p is not None
+    return write(request, who, lambda ctx: catalog.set_default_policy(ctx, p))
+
+
+@router.get("/settings/allocation-rule", tags=["settings"])
+def get_rule(request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: {"keys": [k.value for k in common.allocation_rule(c)]})
+
+
+@router.put("/settings/allocation-rule", tags=["settings"])
+def put_rule(
+    body: s.AllocationRuleIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+) -> dict[str, Any]:
+    return write(request, who, lambda ctx: catalog.set_allocation_rule(ctx, [k.value for k in body.keys]))
+
+
+@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
+def adjust(
+    body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
+) -> dict[str, Any]:
+    return write(request, who, lambda ctx: catalog.adjust_stock(ctx, body.sku, body.qty_delta, body.reason))
+
+
+# ---- orders -------------------------------------------------------------------------------------
+
+
+@router.post("/orders", status_code=201, tags=["orders"])
+def place_order(
+    body: s.OrderIn, request: Request, response: Response, who: Principal = Depends(require(Action.PLACE_ORDER))
+) -> dict[str, Any]:
+    if who.channel_scope is not None and body.channel != who.channel_scope:
+        raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
+    cmd = orders.PlaceOrder(
+        order_number=body.order_number,
+        channel=body.channel,
+        customer_id=body.customer_id,
+        lines=[orders.NewLine(line.sku, line.qty, line.unit_price) for line in body.lines],
+        ship_policy=body.ship_policy,
+        placed_at=body.placed_at,
+        priority=body.priority,
+        body=body.model_dump(mode="json", exclude_unset=True),
+    )
+    out, created = write(request, who, lambda ctx: orders.place_order(ctx, cmd))
+    if not created:
+        response.status_code = 200
+    return out
+
+
+@router.get("/orders", tags=["orders"])
+def list_orders(
+    request: Request,
+    status: Filter = None,
+    channel: Filter = None,
+    customer_id: Filter = None,
+    sku: Filter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    scope = who.channel_scope
+    if scope is not None and channel not in (None, scope):
+        return {"items": [], "next_cursor": None}
+    return read(
+        request,
+        lambda c: views.list_orders(
+            c, status=status, channel=scope or channel, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
+        ),
+    )
+
+
+@router.get("/orders/{order_number}", tags=["orders"])
+def get_order(order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: views.order_view(c, order_number, who.channel_scope))
+
+
+@router.post("/orders/{order_number}/cancel", tags=["orders"])
+def cancel_order(
+    order_number: s.Code, body: s.CancelIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
+) -> dict[str, Any]:
+    lines = [(line.line_no, line.qty) for line in body.lines] if body.lines is not None else None
+    return write(
+        request, who, lambda ctx: orders.cancel_order(ctx, order_number, body.reason, lines, who.channel_scope)
+    )
+
+
+@router.post("/orders/{order_number}/priority", tags=["orders"])
+def set_priority(
+    order_number: s.Code, body: s.PriorityIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
+) -> dict[str, Any]:
+    if who.channel_scope is not None:
+        raise AuthError(403, "Channel keys may not change priorities.")
+    return write(request, who, lambda ctx: orders.set_priority(ctx, order_number, body.priority))
+
+
+@router.get("/orders/{order_number}/events", tags=["orders"])
+def order_events(
+    order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    return read(request, lambda c: views.order_events(c, order_number, who.channel_scope))
+
+
+# ---- the back-order queue -----------------------------------------------------------------------
+
+
+@router.get("/backorders", tags=["back orders"])
+def list_backorders(
+    request: Request,
+    sku: Filter = None,
+    customer_id: Filter = None,
+    order_number: Filter = None,
+    channel: Filter = None,
+    min_age_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
+    sort: s.SortName = "queue",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    scope = who.channel_scope
+    if scope is not None and channel not in (None, scope):
+        return {"items": [], "next_cursor": None}
+    return read(
+        request,
+        lambda c: views.list_backorders(
+            c,
+            sku=sku,
+            customer_id=customer_id,
+            order_number=order_number,
+            channel=scope or channel,
+            min_age_days=min_age_days,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            now=now(),
+        ),
+    )
+
+
+# ---- replenishment ------------------------------------------------------------------------------
+
+
+@router.post("/purchase-orders", status_code=201, tags=["replenishment"])
+def create_po(
+    body: s.PurchaseOrderIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> dict[str, Any]:
+    lines = [replenishment.PoLine(line.sku, line.qty, line.expected_date) for line in body.lines]
+    return write(request, who, lambda ctx: replenishment.create_po(ctx, body.po_number, body.supplier, lines))
+
+
+@router.get("/purchase-orders", tags=["replenishment"])
+def list_pos(
+    request: Request,
+    status: Annotated[str | None, Query(pattern="^(open|received|cancelled)$")] = None,
+    sku: Filter = None,
+    overdue: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    _no_channel(who)
+    return read(
+        request,
+        lambda c: views.list_pos(
+            c, status=status, sku=sku, overdue=overdue, today=now().date(), limit=limit, cursor=cursor
+        ),
+    )
+
+
+@router.get("/purchase-orders/{po_number}", tags=["replenishment"])
+def get_po(po_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    _no_channel(who)
+    return read(request, lambda c: views.po_view(c, po_number, now().date()))
+
+
+@router.patch("/purchase-orders/{po_number}", tags=["replenishment"])
+def patch_po(
+    po_number: s.Code, body: s.PurchaseOrderPatch, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> dict[str, Any]:
+    changes = [replenishment.PoLineChange(line.sku, line.expected_date, line.qty) for line in body.lines]
+    return write(request, who, lambda ctx: replenishment.patch_po(ctx, po_number, changes))
+
+
+@router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"])
+def cancel_po(
+    po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> dict[str, Any]:
+    return write(request, who, lambda ctx: replenishment.cancel_po(ctx, po_number))
+
+
+@router.post("/receipts", status_code=201, tags=["replenishment"])
+def receive(
+    body: s.ReceiptIn, request: Request, response: Response, who: Principal = Depends(require(Action.PURCHASE))
+) -> dict[str, Any]:
+    lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
+    out, created = write(
+        request,
+        who,
+        lambda ctx: replenishment.receive_goods(
+            ctx,
+            body.grn_number,
+            lines,
+            body.po_number,
+            body.received_at,
+            body.model_dump(mode="json", exclude_unset=True),
+        ),
+    )
+    if not created:
+        response.status_code = 200
+    return out
+
+
+@router.post("/promise", tags=["replenishment"])
+def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))) -> dict[str, Any]:
+    if who.channel_scope is not None and body.channel != who.channel_scope:
+        raise AuthError(403, f"This key asks for channel '{who.channel_scope}' only.")
+    lines = [replenishment.PromiseLine(line.sku, line.qty) for line in body.lines]
+    return read(
+        request,
+        lambda c: replenishment.promise(Ctx(c, actor=who.name), body.channel, lines, body.customer_id, body.priority),
+    )
+
+
+@router.get("/reports/shortfall", tags=["replenishment"])
+def shortfall(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    _no_channel(who)
+    return read(request, views.shortfall)
+
+
+# ---- fulfillment --------------------------------------------------------------------------------
+
+
+@router.get("/shipments", tags=["fulfillment"])
+def list_shipments(
+    request: Request,
+    status: Annotated[str | None, Query(pattern="^(pick|pack|awaiting_shipment|dispatched|cancelled)$")] = None,
+    channel: Filter = None,
+    order_number: Filter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    scope = who.channel_scope
+    if scope is not None and channel not in (None, scope):
+        return {"items": [], "next_cursor": None}
+    return read(
+        request,
+        lambda c: views.list_shipments(
+            c, status=status, channel=scope or channel, order_number=order_number, limit=limit, cursor=cursor
+        ),
+    )
+
+
+@router.get("/shipments/{shipment_id}", tags=["fulfillment"])
+def get_shipment(shipment_id: str, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: views.shipment_view(c, _id(shipment_id), who.channel_scope))
+
+
+@router.post("/shipments/{shipment_id}/advance", tags=["fulfillment"])
+def advance_shipment(
+    shipment_id: str, body: s.AdvanceIn, request: Request, who: Principal = Depends(require(Action.FULFIL))
+) -> dict[str, Any]:
+    return write(
+        request,
+        who,
+        lambda ctx: fulfillment.advance_shipment(ctx, _id(shipment_id), body.carrier, body.tracking_number),
+    )
+
+
+@router.post("/shipments/release-due", tags=["fulfillment"])
+def release_due(request: Request, who: Principal = Depends(require(Action.FULFIL))) -> dict[str, int]:
+    return {"orders_settled": write(request, who, fulfillment.release_due)}
+
+
+def _id(value: Any) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if not 1 <= n < 2**62:
+        raise NotFound(f"No shipment {value}.")
+    return n
+
+
+def _no_channel(who: Principal) -> None:
+    if who.channel_scope is not None:
+        raise AuthError(403, "Channel keys read orders, the queue and promises only.")

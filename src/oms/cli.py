@@ -1,0 +1,127 @@
+"""The `oms` command line: serve, migrate, keys, demo data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oms.domain.access import Role
+from oms.store.db import Store, database_url, make_engine
+
+app = typer.Typer(
+    help="oms: order management with back orders at its heart.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _store() -> Store:
+    return Store(make_engine())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (use PostgreSQL for more than one).")] = 1,
+) -> None:
+    """Serve the API and the dashboard."""
+    import uvicorn
+
+    console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
+    uvicorn.run(
+        "oms.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the schema migrations."""
+    from oms.store.migrate import upgrade
+
+    upgrade(revision=revision)
+    console.print(f"database at {revision}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, ops, purchasing or channel.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    channel: Annotated[str | None, typer.Option(help="The channel of a channel key.")] = None,
+) -> None:
+    """Make an API key and print it once (only its hash is stored)."""
+    from oms.services.keys import create_key
+
+    token = _store().write(lambda conn: create_key(conn, role, name, channel))
+    console.print(f"[bold]{role.value}[/] key '{name}' (shown once):")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves)."""
+    from oms.services.keys import list_keys
+
+    table = Table("id", "name", "role", "channel", "prefix", "created", "last used", "revoked")
+    for k in _store().read(list_keys):
+        table.add_row(
+            str(k["id"]),
+            k["name"],
+            k["role"],
+            k["channel"] or "",
+            k["prefix"] + "…",
+            str(k["created_at"])[:19],
+            str(k["last_used_at"] or "")[:19],
+            str(k["revoked_at"] or "")[:19],
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id."""
+    from oms.services.keys import revoke_key
+
+    _store().write(lambda conn: revoke_key(conn, key_id))
+    console.print(f"key {key_id} revoked")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the store has data.")] = False,
+    seed: int = 7,
+    orders: int = 3000,
+) -> None:
+    """Load a realistic data set: products, customers of every tier, weeks of orders, open and late POs."""
+    from oms.demo import load_demo, store_is_empty
+
+    store = _store()
+    if not store.read(store_is_empty):
+        if if_empty:
+            console.print("store already has data: demo not loaded")
+            return
+        raise typer.BadParameter("the store already has data; demo data goes only into a new store")
+    summary = load_demo(store, seed=seed, n_orders=orders, progress=console)
+    console.print(summary)
+
+
+@app.command("release-due")
+def release_due() -> None:
+    """Release units held for a pre-order release date that has come."""
+    from oms.services.common import Ctx
+    from oms.services.fulfillment import release_due as run
+
+    n = _store().write(lambda conn: run(Ctx(conn, actor="cli")))
+    console.print(f"{n} orders settled")

@@ -1,0 +1,1 @@
+"""The rules of the business. Imports only the standard library."""

@@ -1,0 +1,60 @@
+"""Who may do what. Roles as in API.md; a channel key acts only for its own channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything
+    OPS = "ops"  # orders, queue, cancellations, fulfillment, stock counts
+    PURCHASING = "purchasing"  # purchase orders, receipts, shortfall, catalogue
+    CHANNEL = "channel"  # place and read its own channel's orders, ask for promises
+
+
+class Action(StrEnum):
+    READ = "read"  # catalogue, queue, orders, POs, shipments, reports
+    PLACE_ORDER = "place_order"
+    CHANGE_ORDER = "change_order"  # cancel, priority
+    FULFIL = "fulfil"
+    ADJUST_STOCK = "adjust_stock"
+    PURCHASE = "purchase"  # POs and receipts
+    CATALOGUE = "catalogue"  # products and customers
+    SETTINGS = "settings"
+    PROMISE = "promise"
+
+
+ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.OPS: frozenset(
+        {
+            Action.READ,
+            Action.PLACE_ORDER,
+            Action.CHANGE_ORDER,
+            Action.FULFIL,
+            Action.ADJUST_STOCK,
+            Action.PROMISE,
+            Action.CATALOGUE,
+        }
+    ),
+    Role.PURCHASING: frozenset({Action.READ, Action.PURCHASE, Action.CATALOGUE, Action.ADJUST_STOCK, Action.PROMISE}),
+    Role.CHANNEL: frozenset({Action.PLACE_ORDER, Action.PROMISE, Action.READ, Action.CHANGE_ORDER}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name, its role and, for channel keys, its channel."""
+
+    name: str
+    role: Role
+    channel: str | None = None
+
+    def may(self, action: Action) -> bool:
+        return action in ALLOWED[self.role]
+
+    @property
+    def channel_scope(self) -> str | None:
+        """The only channel this caller may see, or None for all."""
+        return self.channel if self.role is Role.CHANNEL else None

@@ -1,0 +1,53 @@
+"""Estimated dates for back-ordered lines (PRODUCT.md rule 9)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class Supply:
+    """Open incoming units on one purchase-order line."""
+
+    expected_date: date
+    qty: int
+    po_number: str
+
+
+@dataclass(frozen=True)
+class Eta:
+    eta: date | None
+    basis: str  # "po:<number>", "lead_time" or "unknown"
+
+
+def walk_etas(demands: Sequence[int], supplies: Sequence[Supply], today: date, lead_time_days: int | None) -> list[Eta]:
+    """ETAs for queue lines given in rule order with their back-ordered units.
+
+    The running demand is matched against open PO lines by expected date: a line's ETA is the date
+    of the first PO line whose running incoming covers the line's running demand; past that, today
+    plus the lead time; without a lead time, unknown. A late PO's date is never in the past.
+    """
+    ordered = sorted(supplies, key=lambda s: (s.expected_date, s.po_number))
+    fallback = (
+        Eta(today + timedelta(days=lead_time_days), "lead_time") if lead_time_days is not None else Eta(None, "unknown")
+    )
+    out: list[Eta] = []
+    i, incoming, demand = 0, 0, 0
+    for qty in demands:
+        demand += qty
+        while i < len(ordered) and incoming < demand:
+            incoming += ordered[i].qty
+            i += 1
+        if incoming >= demand and i > 0:
+            s = ordered[i - 1]
+            out.append(Eta(max(s.expected_date, today), f"po:{s.po_number}"))
+        else:
+            out.append(fallback)
+    return out
+
+
+def quote_eta(units_ahead: int, qty: int, supplies: Sequence[Supply], today: date, lead_time_days: int | None) -> Eta:
+    """The ETA a new line of `qty` back-ordered units would get behind `units_ahead` queued units."""
+    return walk_etas([units_ahead, qty], supplies, today, lead_time_days)[1]

@@ -1,0 +1,1 @@
+"""Adapters to the database: tables, engine and transactions, the read side."""

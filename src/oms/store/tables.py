@@ -1,0 +1,248 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in oms/migrations create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+from .types import Id, Money, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SKU = String(64)
+pending = text("backordered_qty > 0")
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", SKU, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("lead_time_days", Integer),
+    Column("backorder_policy", JSON),  # None: the default policy applies
+    # Counters kept in the same transaction as the rows they sum, under the SKU's row lock.
+    Column("on_hand", Integer, nullable=False, server_default="0"),
+    Column("allocated", Integer, nullable=False, server_default="0"),
+    Column("backordered", Integer, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_number", String(64), nullable=False, unique=True),
+    Column("channel", String(64), nullable=False, index=True),
+    Column("customer_id", String(64), ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("ship_policy", String(16), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("order_value", Money, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# An order line carries a copy of its order's queue keys so a SKU's queue is one index range scan.
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", ForeignKey("orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", SKU, ForeignKey("products.sku"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("allocated_qty", Integer, nullable=False),
+    Column("backordered_qty", Integer, nullable=False),
+    Column("shipped_qty", Integer, nullable=False, server_default="0"),
+    Column("cancelled_qty", Integer, nullable=False, server_default="0"),
+    Column("released_qty", Integer, nullable=False, server_default="0"),
+    Column("eta", Date),
+    Column("eta_basis", String(80)),
+    Column("promised_date", Date),  # the first ETA ever given: the promise kept or broken
+    Column("backordered_at", UTCDateTime),
+    Column("order_number", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("tier_rank", Integer, nullable=False),
+    Column("order_value", Money, nullable=False),
+    UniqueConstraint("order_id", "line_no", name="uq_order_lines_order_id_line_no"),
+    Index(
+        "ix_order_lines_queue",
+        "sku",
+        text("priority DESC"),
+        "placed_at",
+        "order_number",
+        "line_no",
+        postgresql_where=pending,
+        sqlite_where=pending,
+    ),
+    Index(
+        "ix_order_lines_pending_customer", "customer_id", "placed_at", postgresql_where=pending, sqlite_where=pending
+    ),
+    Index("ix_order_lines_pending_channel", "channel", "placed_at", postgresql_where=pending, sqlite_where=pending),
+    Index(
+        "ix_order_lines_pending_age",
+        "placed_at",
+        "order_number",
+        "line_no",
+        postgresql_where=pending,
+        sqlite_where=pending,
+    ),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("line_id", ForeignKey("order_lines.id"), nullable=False, index=True),
+    Column("sku", SKU, nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("source", String(20), nullable=False),  # placement, receipt, adjustment, cancellation
+    Column("ref", String(64)),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+stock_movements = Table(
+    "stock_movements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sku", SKU, ForeignKey("products.sku"), nullable=False, index=True),
+    Column("qty_delta", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),  # receipt, adjustment, dispatch
+    Column("ref", String(64)),
+    Column("reason", String(500)),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+purchase_orders = Table(
+    "purchase_orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("po_number", String(64), nullable=False, unique=True),
+    Column("supplier", String(200), nullable=False),
+    Column("status", String(16), nullable=False, index=True),  # open, received, cancelled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+)
+
+po_lines = Table(
+    "po_lines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("po_id", ForeignKey("purchase_orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", SKU, ForeignKey("products.sku"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("received_qty", Integer, nullable=False, server_default="0"),
+    Column("expected_date", Date, nullable=False),
+    Column("open", Integer, nullable=False, server_default="1"),  # 1 while units are still to come
+    UniqueConstraint("po_id", "sku", name="uq_po_lines_po_id_sku"),
+    Index(
+        "ix_po_lines_open_sku", "sku", "expected_date", postgresql_where=text("open = 1"), sqlite_where=text("open = 1")
+    ),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("grn_number", String(64), nullable=False, unique=True),
+    Column("po_number", String(64)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("order_number", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("carrier", String(100)),
+    Column("tracking_number", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+shipment_lines = Table(
+    "shipment_lines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shipment_id", ForeignKey("shipments.id"), nullable=False, index=True),
+    Column("line_id", ForeignKey("order_lines.id"), nullable=False, index=True),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", SKU, nullable=False),
+    Column("qty", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("order_number", String(64), index=True),
+    Column("sku", SKU, index=True),
+    Column("po_number", String(64)),
+    Column("data", JSON, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("channel", String(64)),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)

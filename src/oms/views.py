@@ -1,0 +1,482 @@
+"""The read side: plain selects into the shapes the API and the dashboard show.
+
+Listings page by keyset (an opaque cursor holding the last row's sort values), never by OFFSET and
+never with a COUNT, so page 200 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, select
+
+from oms.domain.allocation import SortField, sort_fields
+from oms.domain.errors import Invalid, NotFound
+from oms.services.common import (
+    allocation_rule,
+    default_policy,
+    incoming_by_sku,
+    policy_from_json,
+    policy_to_json,
+)
+from oms.store.queue import after, before, order_by
+from oms.store.tables import (
+    customers,
+    events,
+    order_lines,
+    orders,
+    po_lines,
+    products,
+    purchase_orders,
+    shipment_lines,
+    shipments,
+)
+
+
+def rfc3339(t: datetime | None) -> str | None:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
+
+
+def iso_date(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def money(d: Decimal) -> str:
+    return f"{d:.2f}"
+
+
+# ---- cursors ------------------------------------------------------------------------------------
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    def enc(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return {"t": v.isoformat()}
+        if isinstance(v, date):
+            return {"d": v.isoformat()}
+        if isinstance(v, Decimal):
+            return {"m": str(v)}
+        return v
+
+    return base64.urlsafe_b64encode(json.dumps([enc(v) for v in values]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list[Any]:
+    def dec(v: Any) -> Any:
+        if isinstance(v, dict):
+            if "t" in v:
+                return datetime.fromisoformat(v["t"])
+            if "d" in v:
+                return date.fromisoformat(v["d"])
+            if "m" in v:
+                return Decimal(v["m"])
+        return v
+
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != n:
+            raise ValueError
+        return [dec(v) for v in raw]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Invalid(
+            "The cursor is not one this listing gave out. Pass next_cursor from the previous page, unchanged.",
+            [{"field": "cursor", "reason": "invalid cursor"}],
+        ) from exc
+
+
+def page(
+    conn: Connection, q: Select[Any], table: Any, fields: list[SortField], limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    if cursor:
+        q = q.where(after(table, fields, decode_cursor(cursor, len(fields))))
+    rows: list[Any] = list(conn.execute(q.order_by(*order_by(table, fields)).limit(limit + 1)))
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        nxt = encode_cursor([getattr(last, f.attr) for f in fields])
+    return rows, nxt
+
+
+# ---- products -----------------------------------------------------------------------------------
+
+
+def product_view(conn: Connection, sku: str) -> dict[str, Any]:
+    row = conn.execute(select(products).where(products.c.sku == sku)).first()
+    if row is None:
+        raise NotFound(f"No product with SKU '{sku}'.")
+    incoming = incoming_by_sku(conn, [sku]).get(sku, 0)
+    policy = policy_from_json(row.backorder_policy)
+    return {
+        "sku": row.sku,
+        "name": row.name,
+        "unit_price": money(row.unit_price),
+        "lead_time_days": row.lead_time_days,
+        "backorder_policy": policy_to_json(policy) if policy else None,
+        "effective_backorder_policy": policy_to_json(policy or default_policy(conn)),
+        "stock": {
+            "on_hand": row.on_hand,
+            "allocated": row.allocated,
+            "available": max(0, row.on_hand - row.allocated),
+            "backordered": row.backordered,
+            "incoming": incoming,
+        },
+        "version": row.version,
+    }
+
+
+def list_products(conn: Connection, limit: int, cursor: str | None) -> dict[str, Any]:
+    fields = [SortField("sku")]
+    rows, nxt = page(conn, select(products.c.sku), products, fields, limit, cursor)
+    return {"items": [product_view(conn, r.sku) for r in rows], "next_cursor": nxt}
+
+
+def customer_view(conn: Connection, customer_id: str) -> dict[str, Any]:
+    row = conn.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
+    if row is None:
+        raise NotFound(f"No customer '{customer_id}'.")
+    return {"customer_id": row.customer_id, "name": row.name, "email": row.email, "tier": row.tier}
+
+
+# ---- orders -------------------------------------------------------------------------------------
+
+
+def _order_dicts(conn: Connection, heads: Sequence[Any]) -> list[dict[str, Any]]:
+    ids = [h.id for h in heads]
+    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if ids:
+        for r in conn.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(ids))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        ):
+            lines[r.order_id].append(
+                {
+                    "line_no": r.line_no,
+                    "sku": r.sku,
+                    "qty": r.qty,
+                    "unit_price": money(r.unit_price),
+                    "allocated_qty": r.allocated_qty,
+                    "backordered_qty": r.backordered_qty,
+                    "shipped_qty": r.shipped_qty,
+                    "cancelled_qty": r.cancelled_qty,
+                    "eta": iso_date(r.eta),
+                    "promised_date": iso_date(r.promised_date),
+                }
+            )
+    return [
+        {
+            "order_number": h.order_number,
+            "channel": h.channel,
+            "customer_id": h.customer_id,
+            "status": h.status,
+            "ship_policy": h.ship_policy,
+            "placed_at": rfc3339(h.placed_at),
+            "priority": h.priority,
+            "order_value": money(h.order_value),
+            "lines": lines[h.id],
+        }
+        for h in heads
+    ]
+
+
+def order_view(conn: Connection, order_number: str, channel: str | None = None) -> dict[str, Any]:
+    q = select(orders).where(orders.c.order_number == order_number)
+    if channel is not None:
+        q = q.where(orders.c.channel == channel)
+    head = conn.execute(q).first()
+    if head is None:
+        raise NotFound(f"No order '{order_number}'.")
+    return _order_dicts(conn, [head])[0]
+
+
+def list_orders(
+    conn: Connection,
+    *,
+    status: str | None,
+    channel: str | None,
+    customer_id: str | None,
+    sku: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    q = select(orders)
+    if status:
+        q = q.where(orders.c.status == status)
+    if channel:
+        q = q.where(orders.c.channel == channel)
+    if customer_id:
+        q = q.where(orders.c.customer_id == customer_id)
+    if sku:
+        q = q.where(orders.c.id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == sku)))
+    fields = [SortField("placed_at", descending=False), SortField("id")]
+    rows, nxt = page(conn, q, orders, fields, limit, cursor)
+    return {"items": _order_dicts(conn, rows), "next_cursor": nxt}
+
+
+def order_events(conn: Connection, order_number: str, channel: str | None = None) -> dict[str, Any]:
+    order_view(conn, order_number, channel)  # 404 when unknown or not visible
+    rows = conn.execute(select(events).where(events.c.order_number == order_number).order_by(events.c.id))
+    return {"items": [{"at": rfc3339(r.at), "type": r.type, "actor": r.actor, "data": r.data} for r in rows]}
+
+
+# ---- the back-order queue -----------------------------------------------------------------------
+
+AGE_FIELDS = [SortField("placed_at"), SortField("order_number"), SortField("line_no")]
+
+
+def list_backorders(
+    conn: Connection,
+    *,
+    sku: str | None,
+    customer_id: str | None,
+    order_number: str | None,
+    channel: str | None,
+    min_age_days: int | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Pending back-ordered lines, filtered, each with its queue position under the current rule."""
+    rule_fields = sort_fields(allocation_rule(conn))
+    ol = order_lines
+    q = select(
+        ol.c.id,
+        ol.c.order_number,
+        ol.c.channel,
+        ol.c.line_no,
+        ol.c.sku,
+        ol.c.customer_id,
+        ol.c.placed_at,
+        ol.c.qty,
+        ol.c.backordered_qty,
+        ol.c.eta,
+        ol.c.priority,
+        ol.c.tier_rank,
+        ol.c.order_value,
+        ol.c.promised_date,
+    ).where(ol.c.backordered_qty > 0)
+    if sku:
+        q = q.where(ol.c.sku == sku)
+    if customer_id:
+        q = q.where(ol.c.customer_id == customer_id)
+    if order_number:
+        q = q.where(ol.c.order_number == order_number)
+    if channel:
+        q = q.where(ol.c.channel == channel)
+    if min_age_days is not None:
+        from datetime import timedelta
+
+        q = q.where(ol.c.placed_at <= now - timedelta(days=min_age_days))
+    fields = rule_fields if sort == "queue" else AGE_FIELDS
+    rows, nxt = page(conn, q, ol, fields, limit, cursor)
+    tiers = {
+        r.customer_id: r.tier
+        for r in conn.execute(
+            select(customers.c.customer_id, customers.c.tier).where(
+                customers.c.customer_id.in_({r.customer_id for r in rows})
+            )
+        )
+    }
+    items = [
+        {
+            "order_number": r.order_number,
+            "channel": r.channel,
+            "line_no": r.line_no,
+            "sku": r.sku,
+            "customer_id": r.customer_id,
+            "customer_tier": tiers.get(r.customer_id),
+            "placed_at": rfc3339(r.placed_at),
+            "qty": r.qty,
+            "backordered_qty": r.backordered_qty,
+            "queue_position": queue_position(conn, r, rule_fields),
+            "eta": iso_date(r.eta),
+            "age_days": (now - r.placed_at).days,
+            "priority": r.priority,
+        }
+        for r in rows
+    ]
+    return {"items": items, "next_cursor": nxt}
+
+
+def queue_position(conn: Connection, row: Any, fields: list[SortField]) -> int:
+    """1 + the number of waiting lines of the same SKU ahead of this one (an index range count)."""
+    ahead = conn.execute(
+        select(func.count())
+        .select_from(order_lines)
+        .where(
+            order_lines.c.sku == row.sku,
+            order_lines.c.backordered_qty > 0,
+            before(order_lines, fields, [getattr(row, f.attr) for f in fields]),
+        )
+    ).scalar_one()
+    return int(ahead) + 1
+
+
+# ---- purchasing ---------------------------------------------------------------------------------
+
+
+def _po_dicts(conn: Connection, heads: Sequence[Any], today: date) -> list[dict[str, Any]]:
+    ids = [h.id for h in heads]
+    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if ids:
+        for r in conn.execute(
+            select(po_lines).where(po_lines.c.po_id.in_(ids)).order_by(po_lines.c.po_id, po_lines.c.line_no)
+        ):
+            lines[r.po_id].append(
+                {
+                    "line_no": r.line_no,
+                    "sku": r.sku,
+                    "qty": r.qty,
+                    "received_qty": r.received_qty,
+                    "open_qty": max(0, r.qty - r.received_qty) if r.open else 0,
+                    "expected_date": iso_date(r.expected_date),
+                }
+            )
+    out = []
+    for h in heads:
+        ls = lines[h.id]
+        overdue = h.status == "open" and any(
+            line["open_qty"] > 0 and line["expected_date"] < today.isoformat() for line in ls
+        )
+        out.append(
+            {
+                "po_number": h.po_number,
+                "supplier": h.supplier,
+                "status": h.status,
+                "created_at": rfc3339(h.created_at),
+                "overdue": overdue,
+                "lines": ls,
+                "version": h.version,
+            }
+        )
+    return out
+
+
+def po_view(conn: Connection, po_number: str, today: date) -> dict[str, Any]:
+    head = conn.execute(select(purchase_orders).where(purchase_orders.c.po_number == po_number)).first()
+    if head is None:
+        raise NotFound(f"No purchase order '{po_number}'.")
+    return _po_dicts(conn, [head], today)[0]
+
+
+def list_pos(
+    conn: Connection,
+    *,
+    status: str | None,
+    sku: str | None,
+    overdue: bool | None,
+    today: date,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    q = select(purchase_orders)
+    if status:
+        q = q.where(purchase_orders.c.status == status)
+    if sku:
+        q = q.where(purchase_orders.c.id.in_(select(po_lines.c.po_id).where(po_lines.c.sku == sku)))
+    late = select(po_lines.c.po_id).where(
+        po_lines.c.open == 1, po_lines.c.qty > po_lines.c.received_qty, po_lines.c.expected_date < today
+    )
+    if overdue is True:
+        q = q.where(purchase_orders.c.status == "open", purchase_orders.c.id.in_(late))
+    elif overdue is False:
+        q = q.where(~and_(purchase_orders.c.status == "open", purchase_orders.c.id.in_(late)))
+    rows, nxt = page(conn, q, purchase_orders, [SortField("id")], limit, cursor)
+    return {"items": _po_dicts(conn, rows, today), "next_cursor": nxt}
+
+
+def shortfall(conn: Connection) -> dict[str, Any]:
+    """Per SKU with waiting units: back-ordered, incoming, the uncovered rest and what to order."""
+    inc = (
+        select(po_lines.c.sku, func.sum(po_lines.c.qty - po_lines.c.received_qty).label("incoming"))
+        .join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id)
+        .where(po_lines.c.open == 1, purchase_orders.c.status == "open")
+        .group_by(po_lines.c.sku)
+        .subquery()
+    )
+    q = (
+        select(products.c.sku, products.c.backordered, func.coalesce(inc.c.incoming, 0).label("incoming"))
+        .outerjoin(inc, inc.c.sku == products.c.sku)
+        .where(products.c.backordered > 0)
+        .order_by(products.c.sku)
+    )
+    items = []
+    for r in conn.execute(q):
+        short = max(0, r.backordered - int(r.incoming))
+        items.append(
+            {
+                "sku": r.sku,
+                "backordered": r.backordered,
+                "incoming": int(r.incoming),
+                "shortfall": short,
+                "suggested_order_qty": short,
+            }
+        )
+    return {"items": items}
+
+
+# ---- fulfillment --------------------------------------------------------------------------------
+
+
+def _shipment_dicts(conn: Connection, heads: Sequence[Any]) -> list[dict[str, Any]]:
+    ids = [h.id for h in heads]
+    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if ids:
+        for r in conn.execute(
+            select(shipment_lines)
+            .where(shipment_lines.c.shipment_id.in_(ids))
+            .order_by(shipment_lines.c.shipment_id, shipment_lines.c.line_no)
+        ):
+            lines[r.shipment_id].append({"line_no": r.line_no, "sku": r.sku, "qty": r.qty})
+    return [
+        {
+            "id": h.id,
+            "channel": h.channel,
+            "order_number": h.order_number,
+            "status": h.status,
+            "lines": lines[h.id],
+            "carrier": h.carrier,
+            "tracking_number": h.tracking_number,
+            "created_at": rfc3339(h.created_at),
+            "updated_at": rfc3339(h.updated_at),
+        }
+        for h in heads
+    ]
+
+
+def shipment_view(conn: Connection, shipment_id: int, channel: str | None = None) -> dict[str, Any]:
+    q = select(shipments).where(shipments.c.id == shipment_id)
+    if channel is not None:
+        q = q.where(shipments.c.channel == channel)
+    head = conn.execute(q).first()
+    if head is None:
+        raise NotFound(f"No shipment {shipment_id}.")
+    return _shipment_dicts(conn, [head])[0]
+
+
+def list_shipments(
+    conn: Connection,
+    *,
+    status: str | None,
+    channel: str | None,
+    order_number: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    q = select(shipments)
+    if status:
+        q = q.where(shipments.c.status == status)
+    if channel:
+        q = q.where(shipments.c.channel == channel)
+    if order_number:
+        q = q.where(shipments.c.order_number == order_number)
+    rows, nxt = page(conn, q, shipments, [SortField("id")], limit, cursor)
+    return {"items": _shipment_dicts(conn, rows), "next_cursor": nxt}
