@@ -102,7 +102,7 @@ def keys_revoke(key_id: int) -> None:
 def demo(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the store has data.")] = False,
     seed: int = 7,
-    orders: int = 3000,
+    orders: int = 2000,
 ) -> None:
     """Load a realistic data set: products, customers of every tier, weeks of orders, open and late POs."""
     from oms.demo import load_demo, store_is_empty

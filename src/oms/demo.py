@@ -6,6 +6,7 @@ so the demo's history (events, allocations, shipments) is what the real service 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -105,7 +106,7 @@ def load_demo(
     seed: int = 7,
     n_skus: int = 300,
     n_customers: int = 400,
-    n_orders: int = 3000,
+    n_orders: int = 2000,
     weeks: int = 6,
     progress: Console | None = None,
 ) -> str:
@@ -128,9 +129,9 @@ def load_demo(
         for i, sku in enumerate(skus):
             r = rnd.random()
             pol = None
-            if r < 0.08:
+            if r < 0.04:
                 pol = BackorderPolicy(mode=BackorderMode.NEVER)
-            elif r < 0.16:
+            elif r < 0.10:
                 pol = BackorderPolicy(mode=BackorderMode.WHEN_INCOMING)
             elif r < 0.20:
                 pol = BackorderPolicy(mode=BackorderMode.ALWAYS, max_backorder_qty=40, max_qty_per_line=5)
@@ -181,34 +182,51 @@ def load_demo(
         timeline.append((placed_at, 2, ("order", n)))
     timeline.sort(key=lambda e: (e[0], e[1]))
 
-    placed = refused = 0
-    for t, _, item in timeline:
+    def step(ctx: Ctx, item: Any) -> None:
         kind = item[0]
         if kind == "po":
             supplier = rnd.choice(["Nordic Supply", "Acme Outdoor", "Far East Textiles"])
-            at(t, replenishment.create_po, item[1], supplier, item[2])
+            replenishment.create_po(ctx, item[1], supplier, item[2])
         elif kind == "grn":
             rcv = [replenishment.ReceiptLine(line.sku, line.qty) for line in item[2]]
-            at(t, replenishment.receive_goods, f"GRN-{item[1]}", rcv, item[1])
+            replenishment.receive_goods(ctx, f"GRN-{item[1]}", rcv, item[1])
         else:
             order_lines = [
                 orders.NewLine(sku, rnd.choice([1, 1, 1, 2, 2, 3, 5]))
                 for sku in sorted(set(rnd.choices(skus, weights=weights, k=rnd.choice([1, 1, 2, 3, 4]))))
             ]
-            cmd = orders.PlaceOrder(
-                order_number=f"SO-{item[1]:06d}",
-                channel=rnd.choice(CHANNELS),
-                customer_id=f"C{rnd.randint(1, n_customers):05d}",
-                lines=order_lines,
-                ship_policy=ShipPolicy.COMPLETE if rnd.random() < 0.1 else ShipPolicy.PARTIAL,
-                placed_at=t,
-                priority=5 if rnd.random() < 0.03 else 0,
+            orders.place_order(
+                ctx,
+                orders.PlaceOrder(
+                    order_number=f"SO-{item[1]:06d}",
+                    channel=rnd.choice(CHANNELS),
+                    customer_id=f"C{rnd.randint(1, n_customers):05d}",
+                    lines=order_lines,
+                    ship_policy=ShipPolicy.COMPLETE if rnd.random() < 0.1 else ShipPolicy.PARTIAL,
+                    placed_at=ctx.now,
+                    priority=5 if rnd.random() < 0.03 else 0,
+                ),
             )
+
+    def day(conn: Connection, items: list[tuple[datetime, int, Any]]) -> tuple[int, int]:
+        """One transaction per simulated day; each step in a savepoint so a refusal undoes only itself."""
+        ok = bad = 0
+        for t, _, item in items:
             try:
-                at(t, orders.place_order, cmd)
-                placed += 1
+                with conn.begin_nested():
+                    step(Ctx(conn, actor="demo", now=t), item)
+                ok += item[0] == "order"
             except DomainError:
-                refused += 1
+                bad += 1
+        return ok, bad
+
+    placed = refused = 0
+    by_day: dict[Any, list[tuple[datetime, int, Any]]] = {}
+    for entry in timeline:
+        by_day.setdefault(entry[0].date(), []).append(entry)
+    for items in by_day.values():
+        ok, bad = store.write(functools.partial(day, items=items))
+        placed, refused = placed + ok, refused + bad
     say(f"orders: {placed} placed, {refused} refused by back-order policies")
 
     # Work the warehouse: older shipments are further along; a few customers cancel.

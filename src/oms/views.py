@@ -285,6 +285,7 @@ def list_backorders(
             )
         )
     }
+    positions = queue_positions(conn, [r.id for r in rows], rule_fields)
     items = [
         {
             "order_number": r.order_number,
@@ -296,7 +297,7 @@ def list_backorders(
             "placed_at": rfc3339(r.placed_at),
             "qty": r.qty,
             "backordered_qty": r.backordered_qty,
-            "queue_position": queue_position(conn, r, rule_fields),
+            "queue_position": positions[r.id],
             "eta": iso_date(r.eta),
             "age_days": (now - r.placed_at).days,
             "priority": r.priority,
@@ -306,18 +307,23 @@ def list_backorders(
     return {"items": items, "next_cursor": nxt}
 
 
-def queue_position(conn: Connection, row: Any, fields: list[SortField]) -> int:
-    """1 + the number of waiting lines of the same SKU ahead of this one (an index range count)."""
-    ahead = conn.execute(
+def queue_positions(conn: Connection, line_ids: list[int], fields: list[SortField]) -> dict[int, int]:
+    """Each line's 1-based place in its SKU's queue: one statement, an index range count per line."""
+    if not line_ids:
+        return {}
+    me = order_lines.alias("me")
+    ahead = (
         select(func.count())
         .select_from(order_lines)
         .where(
-            order_lines.c.sku == row.sku,
+            order_lines.c.sku == me.c.sku,
             order_lines.c.backordered_qty > 0,
-            before(order_lines, fields, [getattr(row, f.attr) for f in fields]),
+            before(order_lines, fields, [me.c[f.attr] for f in fields]),
         )
-    ).scalar_one()
-    return int(ahead) + 1
+        .scalar_subquery()
+    )
+    q = select(me.c.id, ahead).where(me.c.id.in_(line_ids))
+    return {line_id: int(n) + 1 for line_id, n in conn.execute(q)}
 
 
 # ---- purchasing ---------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from oms.domain.allocation import Allocation, QueueLine, plan_allocation, sort_fields
+from oms.domain.allocation import Allocation, QueueLine, RuleKey, plan_allocation, sort_fields
 from oms.domain.eta import Supply, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
-from oms.store.queue import order_by
+from oms.store.queue import after, order_by
 from oms.store.tables import (
     allocations,
     order_lines,
@@ -308,6 +308,58 @@ def recompute_etas(ctx: Ctx, skus: Iterable[str]) -> None:
             .values(eta=bindparam("b_eta"), eta_basis=bindparam("b_basis"), promised_date=bindparam("b_promised")),
             changes,
         )
+
+
+def date_new_lines(ctx: Ctx, ahead: Mapping[str, int], new_lines: list[tuple[int, str, int]]) -> None:
+    """Date lines just added to their queues.
+
+    The common case is a new line at the tail of its queue (FIFO): then nothing else moves and its
+    ETA follows from the units already waiting. Otherwise (a boosted or higher-tier order jumped in)
+    the SKU's whole queue is re-dated.
+    """
+    if not new_lines:
+        return
+    rule = allocation_rule(ctx.conn)
+    if RuleKey.PROMISED_DATE in rule:  # a new line's first promise places it: date the queue whole
+        recompute_etas(ctx, {sku for _, sku, _ in new_lines})
+        return
+    fields = sort_fields(rule)
+    by_sku: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for line_id, sku, qty in new_lines:
+        by_sku[sku].append((line_id, qty))
+    tail_ids = [ids[-1][0] for ids in by_sku.values()]
+    me = order_lines.alias("me")
+    behind = (
+        select(order_lines.c.id)
+        .where(
+            order_lines.c.sku == me.c.sku,
+            order_lines.c.backordered_qty > 0,
+            after(order_lines, fields, [me.c[f.attr] for f in fields]),
+        )
+        .exists()
+    )
+    jumped = set(ctx.conn.scalars(select(me.c.sku).where(me.c.id.in_(tail_ids), behind)))
+    recompute_etas(ctx, jumped)
+    at_tail = sorted(set(by_sku) - jumped)
+    if not at_tail:
+        return
+    supplies = open_supplies(ctx, at_tail)
+    lead_q = select(products.c.sku, products.c.lead_time_days).where(products.c.sku.in_(at_tail))
+    lead = {r.sku: r.lead_time_days for r in ctx.conn.execute(lead_q)}
+    changes = []
+    for sku in at_tail:
+        lines = by_sku[sku]
+        etas = walk_etas([ahead[sku]] + [q for _, q in lines], supplies.get(sku, []), ctx.today, lead.get(sku))[1:]
+        changes += [
+            {"b_id": line_id, "b_eta": e.eta, "b_basis": e.basis, "b_promised": e.eta}
+            for (line_id, _), e in zip(lines, etas, strict=True)
+        ]
+    ctx.conn.execute(
+        update(order_lines)
+        .where(order_lines.c.id == bindparam("b_id"))
+        .values(eta=bindparam("b_eta"), eta_basis=bindparam("b_basis"), promised_date=bindparam("b_promised")),
+        changes,
+    )
 
 
 def iso(d: Any) -> str | None:

@@ -180,7 +180,11 @@ def place_order(ctx: Ctx, cmd: PlaceOrder) -> tuple[dict[str, Any], bool]:
             order_number=cmd.order_number,
         )
     engine.settle_orders(ctx, [order_id])
-    engine.recompute_etas(ctx, {d.sku for d in waiting})
+    engine.date_new_lines(
+        ctx,
+        {d.sku: locked[d.sku].backordered for d in waiting},
+        [(lid, d.sku, d.backorder_qty) for lid, d in zip(line_ids, decisions, strict=True) if d.backorder_qty],
+    )
     ctx.flush_events()
     return order_view(ctx.conn, cmd.order_number), True
 

@@ -25,7 +25,18 @@ def order_by(table: Table, fields: Sequence[SortField], reverse: bool = False) -
 
 
 def _step(col: Any, f: SortField, value: Any, later: bool) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """(strictly later-or-earlier, equal) predicates for one field; NULL sorts last where allowed."""
+    """(strictly later-or-earlier, equal) predicates for one field; NULL sorts last where allowed.
+
+    `value` is a Python value (keyset paging) or another row's column (counting who is ahead).
+    """
+    if isinstance(value, ColumnElement):
+        if not f.nulls_last:
+            forward = later != f.descending
+            return (col > value if forward else col < value), col == value
+        eq = or_(col == value, and_(col.is_(None), value.is_(None)))
+        if later:
+            return or_(col > value, and_(col.is_(None), value.is_not(None))), eq
+        return or_(col < value, and_(col.is_not(None), value.is_(None))), eq
     eq = col.is_(None) if value is None else col == value
     if f.nulls_last:
         if value is None:
