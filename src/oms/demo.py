@@ -149,7 +149,10 @@ def load_demo(
             catalog.put_customer(
                 ctx,
                 catalog.CustomerSpec(
-                    f"C{i + 1:05d}", f"{first} {last}", f"{first}.{last}{i}@example.com".lower(), rnd.choice(tiers)
+                    f"C{i + 1:05d}",
+                    f"{first} {last}",
+                    f"{first}.{last}{i}@example.com".lower(),
+                    list(Tier)[i] if i < len(Tier) else rnd.choice(tiers),
                 ),
             )
         for sku in skus:

@@ -1,0 +1,89 @@
+"""Concurrent writers on one store: the last unit goes to exactly one order, and nothing is lost."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+from sqlalchemy import text
+
+from oms.domain.allocation import Tier
+from oms.domain.errors import InsufficientStock
+from oms.domain.policy import BackorderMode, BackorderPolicy
+from oms.services import catalog, orders, replenishment
+from oms.services.common import Ctx
+
+WRITERS = 12
+
+
+def _setup(store, mode: BackorderMode) -> None:
+    def go(ctx: Ctx) -> None:
+        catalog.put_product(ctx, catalog.ProductSpec("LAST", "Last unit", Decimal("10.00"), 7, BackorderPolicy(mode)))
+        catalog.put_customer(ctx, catalog.CustomerSpec("C1", "C", "c@example.com", Tier.STANDARD))
+        catalog.adjust_stock(ctx, "LAST", 1, "count")
+
+    store.write(lambda c: go(Ctx(c)))
+
+
+def _place(store, n: int) -> str:
+    cmd = orders.PlaceOrder(f"SO-{n}", "web", "C1", [orders.NewLine("LAST", 1)])
+    try:
+        store.write(lambda c: orders.place_order(Ctx(c), cmd))
+        return "placed"
+    except InsufficientStock:
+        return "refused"
+
+
+def _scalar(store, sql: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_orders(store):
+    _setup(store, BackorderMode.NEVER)
+    with ThreadPoolExecutor(WRITERS) as pool:
+        outcomes = list(pool.map(lambda n: _place(store, n), range(WRITERS)))
+    assert outcomes.count("placed") == 1
+    assert outcomes.count("refused") == WRITERS - 1
+    assert _scalar(store, "SELECT allocated FROM products WHERE sku = 'LAST'") == 1
+    assert _scalar(store, "SELECT count(*) FROM orders") == 1
+
+
+def test_concurrent_orders_queue_up_and_a_receipt_fills_them_in_placement_order(store):
+    _setup(store, BackorderMode.ALWAYS)
+    with ThreadPoolExecutor(WRITERS) as pool:
+        assert set(pool.map(lambda n: _place(store, n), range(WRITERS))) == {"placed"}
+    assert _scalar(store, "SELECT allocated FROM products WHERE sku = 'LAST'") == 1
+    assert _scalar(store, "SELECT backordered FROM products WHERE sku = 'LAST'") == WRITERS - 1
+    assert _scalar(store, "SELECT sum(backordered_qty) FROM order_lines") == WRITERS - 1
+
+    with store.engine.connect() as conn:
+        queue = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT order_number FROM order_lines WHERE backordered_qty > 0 ORDER BY placed_at, order_number")
+            )
+        ]
+    assert len(queue) == WRITERS - 1
+
+    result, _ = store.write(
+        lambda c: replenishment.receive_goods(Ctx(c), "GRN-1", [replenishment.ReceiptLine("LAST", 5)])
+    )
+    # The five oldest waiting lines, in queue order, and nobody else.
+    assert [a["order_number"] for a in result["allocations"]] == queue[:5]
+    assert _scalar(store, "SELECT backordered FROM products WHERE sku = 'LAST'") == WRITERS - 6
+    assert _scalar(store, "SELECT on_hand - allocated FROM products WHERE sku = 'LAST'") == 0
+
+
+def test_concurrent_retries_of_one_order_number_create_one_order(store):
+    _setup(store, BackorderMode.ALWAYS)
+    cmd = orders.PlaceOrder("SO-SAME", "web", "C1", [orders.NewLine("LAST", 2)], body={"same": 1})
+
+    def place(_: int) -> bool:
+        return store.write(lambda c: orders.place_order(Ctx(c), cmd))[1]
+
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(place, range(8)))
+    assert created.count(True) == 1
+    assert _scalar(store, "SELECT count(*) FROM orders") == 1
+    assert _scalar(store, "SELECT allocated + backordered FROM products WHERE sku = 'LAST'") == 2
