@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -245,4 +246,34 @@ api_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
+)
+
+# People who sign in to the dashboard (API callers use api_keys).
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+# The first response to a POST sent with an Idempotency-Key, replayed for retries with that key.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("principal", String(100), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # in_progress, done
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
 )
