@@ -36,8 +36,12 @@ lint: install ## Ruff and mypy on the package
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
+.PHONY: browser
+browser: ## Install Debian's Chromium for the dashboard's browser tests (Playwright drives it)
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 .PHONY: test
-test: install lint ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL
+test: install lint browser ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL
 	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
 	  OMS_TEST_PG_URL=$$url $(BIN)/pytest $(PYTEST_ARGS)
 

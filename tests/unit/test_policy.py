@@ -46,6 +46,16 @@ def refusals(lines: list[tuple[str, int]], *stocks: SkuStock, channel: str = "we
     return caught.value.errors
 
 
+def refused(name: str, *, requested: int, available: int, backorderable: int, reason: str) -> dict[str, Any]:
+    return {
+        "sku": name,
+        "requested": requested,
+        "available": available,
+        "backorderable": backorderable,
+        "reason": reason,
+    }
+
+
 def split(decisions: list[LineDecision]) -> list[tuple[int, int]]:
     return [(d.allocate_qty, d.backorder_qty) for d in decisions]
 
@@ -114,9 +124,7 @@ def test_decisions_keep_line_numbers_skus_and_quantities_in_request_order() -> N
 
 def test_never_mode_refuses_a_line_that_is_short() -> None:
     errors = refusals([("SKU-A", 5)], sku(on_hand=2, mode=BackorderMode.NEVER))
-    assert errors == [
-        {"sku": "SKU-A", "requested": 5, "available": 2, "backorderable": 0, "reason": "backorder_not_allowed"}
-    ]
+    assert errors == [refused("SKU-A", requested=5, available=2, backorderable=0, reason="backorder_not_allowed")]
 
 
 def test_never_mode_refuses_even_when_incoming_supply_exists() -> None:
@@ -143,9 +151,7 @@ def test_when_incoming_accepts_units_covered_by_incoming_not_yet_promised() -> N
 
 def test_when_incoming_refuses_units_beyond_unpromised_incoming() -> None:
     errors = refusals([("SKU-A", 9)], sku(on_hand=2, incoming=10, backordered=4, mode=BackorderMode.WHEN_INCOMING))
-    assert errors == [
-        {"sku": "SKU-A", "requested": 9, "available": 2, "backorderable": 6, "reason": "not_covered_by_incoming"}
-    ]
+    assert errors == [refused("SKU-A", requested=9, available=2, backorderable=6, reason="not_covered_by_incoming")]
 
 
 def test_when_incoming_takes_stock_first_and_only_back_orders_the_rest() -> None:
@@ -177,7 +183,7 @@ def test_preorder_accepts_back_orders_before_preorder_ends_at() -> None:
 
 def test_preorder_refuses_back_orders_at_preorder_ends_at() -> None:
     errors = refusals([("SKU-A", 2)], sku(on_hand=1, mode=BackorderMode.PREORDER, preorder_ends_at=NOW))
-    assert errors == [{"sku": "SKU-A", "requested": 2, "available": 1, "backorderable": 0, "reason": "preorder_closed"}]
+    assert errors == [refused("SKU-A", requested=2, available=1, backorderable=0, reason="preorder_closed")]
 
 
 def test_preorder_refuses_back_orders_after_preorder_ends_at() -> None:
@@ -196,9 +202,10 @@ def test_closed_preorder_still_sells_units_in_stock() -> None:
 
 
 def test_preorder_respects_max_backorder_qty() -> None:
-    stock = sku(backordered=8, mode=BackorderMode.PREORDER, preorder_ends_at=NOW + timedelta(days=1), max_backorder_qty=10)
+    open_until = NOW + timedelta(days=1)
+    stock = sku(backordered=8, mode=BackorderMode.PREORDER, preorder_ends_at=open_until, max_backorder_qty=10)
     errors = refusals([("SKU-A", 3)], stock)
-    assert errors == [{"sku": "SKU-A", "requested": 3, "available": 0, "backorderable": 2, "reason": "max_backorder_qty"}]
+    assert errors == [refused("SKU-A", requested=3, available=0, backorderable=2, reason="max_backorder_qty")]
 
 
 # --- cap: max_backorder_qty ----------------------------------------------------------------------
@@ -210,7 +217,7 @@ def test_max_backorder_qty_accepts_up_to_the_cap_on_pending_units() -> None:
 
 def test_max_backorder_qty_refuses_past_the_cap_on_pending_units() -> None:
     errors = refusals([("SKU-A", 4)], sku(on_hand=1, backordered=3, max_backorder_qty=5))
-    assert errors == [{"sku": "SKU-A", "requested": 4, "available": 1, "backorderable": 2, "reason": "max_backorder_qty"}]
+    assert errors == [refused("SKU-A", requested=4, available=1, backorderable=2, reason="max_backorder_qty")]
 
 
 def test_max_backorder_qty_leaves_no_room_when_the_queue_is_already_over_it() -> None:
@@ -229,20 +236,12 @@ def test_max_backorder_qty_room_is_shared_by_lines_of_the_same_sku() -> None:
 def test_the_tighter_of_incoming_and_max_backorder_qty_wins_and_is_named() -> None:
     cap_tighter = sku(incoming=100, max_backorder_qty=5, mode=BackorderMode.WHEN_INCOMING)
     incoming_tighter = sku(incoming=3, max_backorder_qty=5, mode=BackorderMode.WHEN_INCOMING)
-    assert refusals([("SKU-A", 6)], cap_tighter)[0] == {
-        "sku": "SKU-A",
-        "requested": 6,
-        "available": 0,
-        "backorderable": 5,
-        "reason": "max_backorder_qty",
-    }
-    assert refusals([("SKU-A", 6)], incoming_tighter)[0] == {
-        "sku": "SKU-A",
-        "requested": 6,
-        "available": 0,
-        "backorderable": 3,
-        "reason": "not_covered_by_incoming",
-    }
+    assert refusals([("SKU-A", 6)], cap_tighter) == [
+        refused("SKU-A", requested=6, available=0, backorderable=5, reason="max_backorder_qty")
+    ]
+    assert refusals([("SKU-A", 6)], incoming_tighter) == [
+        refused("SKU-A", requested=6, available=0, backorderable=3, reason="not_covered_by_incoming")
+    ]
 
 
 # --- cap: max_qty_per_line -----------------------------------------------------------------------
@@ -254,7 +253,7 @@ def test_max_qty_per_line_accepts_a_line_back_ordering_exactly_the_cap() -> None
 
 def test_max_qty_per_line_refuses_a_line_back_ordering_more_than_the_cap() -> None:
     errors = refusals([("SKU-A", 5)], sku(max_qty_per_line=4))
-    assert errors == [{"sku": "SKU-A", "requested": 5, "available": 0, "backorderable": 4, "reason": "max_qty_per_line"}]
+    assert errors == [refused("SKU-A", requested=5, available=0, backorderable=4, reason="max_qty_per_line")]
 
 
 def test_max_qty_per_line_counts_only_back_ordered_units_of_the_line() -> None:
@@ -286,9 +285,7 @@ def test_a_listed_channel_may_back_order() -> None:
 
 def test_an_unlisted_channel_may_not_back_order() -> None:
     errors = refusals([("SKU-A", 2)], sku(on_hand=1, channels=("web",)), channel="pos")
-    assert errors == [
-        {"sku": "SKU-A", "requested": 2, "available": 1, "backorderable": 0, "reason": "channel_not_allowed"}
-    ]
+    assert errors == [refused("SKU-A", requested=2, available=1, backorderable=0, reason="channel_not_allowed")]
 
 
 def test_an_empty_channel_list_allows_every_channel() -> None:
@@ -313,8 +310,8 @@ def test_refusal_names_every_refused_sku_and_none_of_the_accepted_ones() -> None
         place([("SKU-C", 6), ("SKU-B", 3), ("SKU-A", 3)], *stocks)
     err = caught.value
     assert sorted(err.errors, key=lambda e: e["sku"]) == [
-        {"sku": "SKU-A", "requested": 3, "available": 2, "backorderable": 0, "reason": "backorder_not_allowed"},
-        {"sku": "SKU-C", "requested": 6, "available": 1, "backorderable": 2, "reason": "max_qty_per_line"},
+        refused("SKU-A", requested=3, available=2, backorderable=0, reason="backorder_not_allowed"),
+        refused("SKU-C", requested=6, available=1, backorderable=2, reason="max_qty_per_line"),
     ]
     assert "SKU-A, SKU-C" in err.detail
     assert "SKU-B" not in err.detail
@@ -338,18 +335,16 @@ def test_refusal_leaves_the_stock_it_was_given_untouched() -> None:
 
 def test_refusal_names_a_sku_once_when_several_of_its_lines_are_refused() -> None:
     errors = refusals([("SKU-A", 3), ("SKU-A", 2)], sku(on_hand=1, mode=BackorderMode.NEVER))
-    assert errors == [
-        {"sku": "SKU-A", "requested": 5, "available": 1, "backorderable": 0, "reason": "backorder_not_allowed"}
-    ]
+    assert errors == [refused("SKU-A", requested=5, available=1, backorderable=0, reason="backorder_not_allowed")]
 
 
 def test_refusal_of_a_sku_on_several_lines_reports_the_whole_order_for_that_sku() -> None:
     # 16 units asked over two lines; 5 in stock and room for 5 back-ordered: "what could be had" is 5 + 5.
     errors = refusals([("SKU-A", 8), ("SKU-A", 8)], sku(on_hand=5, max_backorder_qty=5))
-    assert errors == [{"sku": "SKU-A", "requested": 16, "available": 5, "backorderable": 5, "reason": "max_backorder_qty"}]
+    assert errors == [refused("SKU-A", requested=16, available=5, backorderable=5, reason="max_backorder_qty")]
 
 
 def test_refused_units_do_not_use_up_the_back_order_room_reported_for_their_sku() -> None:
     # Neither line fits in the order as asked, but the SKU could still back-order 5 units.
     errors = refusals([("SKU-A", 10), ("SKU-A", 1)], sku(max_backorder_qty=5))
-    assert errors == [{"sku": "SKU-A", "requested": 11, "available": 0, "backorderable": 5, "reason": "max_backorder_qty"}]
+    assert errors == [refused("SKU-A", requested=11, available=0, backorderable=5, reason="max_backorder_qty")]

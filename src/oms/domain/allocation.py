@@ -58,8 +58,8 @@ DEFAULT_RULE: tuple[RuleKey, ...] = (RuleKey.PRIORITY, RuleKey.PLACED_AT)
 def parse_rule(keys: Sequence[str]) -> tuple[RuleKey, ...]:
     """Validate a rule given as key names: known keys, each once, at least one."""
     known = [k.value for k in RuleKey]
-    bad = [k for k in keys if k not in known]
-    dupes = sorted({k for k in keys if list(keys).count(k) > 1})
+    bad = list(dict.fromkeys(k for k in keys if k not in known))
+    dupes = sorted({k for k in keys if list(keys).count(k) > 1 and k in known})
     if not keys or bad or dupes:
         errors = [{"field": "keys", "value": k, "reason": "unknown key"} for k in bad]
         errors += [{"field": "keys", "value": k, "reason": "repeated key"} for k in dupes]

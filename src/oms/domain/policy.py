@@ -96,6 +96,15 @@ def backorder_room(stock: SkuStock, channel: str, now: datetime) -> tuple[int, s
     return room, why
 
 
+def _line_room(stock: SkuStock, channel: str, now: datetime) -> tuple[int, str | None]:
+    """Back-order room for one line: the SKU's room, capped by the per-line limit."""
+    room, why = backorder_room(stock, channel, now)
+    per_line = stock.policy.max_qty_per_line
+    if per_line is not None and per_line < room:
+        return per_line, "max_qty_per_line"
+    return room, why
+
+
 def decide_placement(
     lines: Sequence[LineRequest], stock: Mapping[str, SkuStock], channel: str, now: datetime
 ) -> list[LineDecision]:
@@ -105,26 +114,26 @@ def decide_placement(
     """
     left = dict(stock)
     decisions: list[LineDecision] = []
-    short: dict[str, Refusal] = {}
+    refused: set[str] = set()
     for line in lines:
         s = left[line.sku]
         take = min(line.qty, s.available)
         rest = line.qty - take
-        room, why = backorder_room(s, channel, now)
-        per_line = s.policy.max_qty_per_line
-        if per_line is not None and per_line < room:
-            room, why = per_line, "max_qty_per_line"
-        if rest > room:
-            prior = short.get(line.sku)
-            short[line.sku] = Refusal(
-                sku=line.sku,
-                requested=line.qty + (prior.requested if prior else 0),
-                available=stock[line.sku].available,
-                backorderable=max(0, room),
-                reason=why or "insufficient_stock",
-            )
+        if rest > _line_room(s, channel, now)[0]:
+            refused.add(line.sku)
+            continue
         decisions.append(LineDecision(line.line_no, line.sku, line.qty, take, rest))
         left[line.sku] = replace(s, allocated=s.allocated + take, backordered=s.backordered + rest)
+    short: dict[str, Refusal] = {}
+    for sku in sorted(refused):
+        room, why = _line_room(stock[sku], channel, now)
+        short[sku] = Refusal(
+            sku=sku,
+            requested=sum(line.qty for line in lines if line.sku == sku),
+            available=stock[sku].available,
+            backorderable=room,
+            reason=why or "insufficient_stock",
+        )
     if short:
         skus = ", ".join(sorted(short))
         raise InsufficientStock(

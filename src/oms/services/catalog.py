@@ -60,10 +60,14 @@ def put_customer(ctx: Ctx, spec: CustomerSpec) -> bool:
     """Create or update a customer. A tier change moves their waiting lines in tier-ranked queues."""
     row = ctx.conn.execute(select(customers).where(customers.c.customer_id == spec.customer_id)).first()
     values = {"name": spec.name, "email": spec.email, "tier": spec.tier.value, "updated_at": ctx.now}
+    logged = {"customer_id": spec.customer_id, "name": spec.name, "email": spec.email, "tier": spec.tier.value}
     if row is None:
         ctx.conn.execute(insert(customers).values(customer_id=spec.customer_id, **values))
+        ctx.event("customer_created", logged)
+        ctx.flush_events()
         return True
     ctx.conn.execute(update(customers).where(customers.c.customer_id == spec.customer_id).values(**values))
+    ctx.event("customer_changed", logged)
     if row.tier != spec.tier.value:
         waiting = sorted(
             set(
