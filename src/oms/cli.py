@@ -47,7 +47,7 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply the schema migrations."""
     from oms.store.migrate import upgrade
 
