@@ -13,7 +13,7 @@ from oms import views
 from oms.domain.access import Action, Principal
 from oms.domain.errors import NotFound
 from oms.domain.policy import BackorderPolicy
-from oms.services import catalog, common, fulfillment, orders, replenishment
+from oms.services import catalog, common, fulfillment, orders, preview, replenishment
 from oms.services.common import Ctx
 from oms.store.db import Store
 
@@ -138,6 +138,18 @@ def put_rule(
     body: s.AllocationRuleIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
     return write(request, who, lambda ctx: catalog.set_allocation_rule(ctx, [k.value for k in body.keys]))
+
+
+@router.post("/settings/allocation-rule/preview", tags=["settings"])
+def preview_rule(
+    body: s.AllocationRuleIn,
+    request: Request,
+    sku: Filter = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    """Queue positions before and after a proposed rule, for the lines that would move; nothing is committed."""
+    keys = [k.value for k in body.keys]
+    return store_of(request).dry_run(lambda conn: preview.preview_rule(Ctx(conn, actor=who.name), keys, sku))
 
 
 @router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
@@ -332,6 +344,23 @@ def receive(
     if not created:
         response.status_code = 200
     return out
+
+
+@router.post("/receipts/preview", tags=["replenishment"])
+def preview_receipt(
+    body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> dict[str, Any]:
+    """What this receipt would allocate and whose ETA would move; nothing is committed."""
+    lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
+    return store_of(request).dry_run(
+        lambda conn: preview.preview_receipt(
+            Ctx(conn, actor=who.name),
+            body.grn_number,
+            lines,
+            body.po_number,
+            body.model_dump(mode="json", exclude_unset=True),
+        )
+    )
 
 
 @router.post("/promise", tags=["replenishment"])

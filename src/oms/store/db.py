@@ -96,6 +96,14 @@ class Store:
                 time.sleep(min(0.5, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def dry_run(self, use_case: Callable[[Connection], T]) -> T:
+        """Run a use case exactly as `write` would, then roll it back: what-if previews."""
+        with self.engine.connect() as conn, conn.begin() as tx:
+            try:
+                return use_case(conn)
+            finally:
+                tx.rollback()
+
     def read(self, query: Callable[[Connection], T]) -> T:
         with self._begin(readonly=True) as conn:
             return query(conn)
