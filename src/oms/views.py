@@ -10,7 +10,7 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from oms.services.common import (
     policy_from_json,
     policy_to_json,
 )
-from oms.store.queue import after, before, order_by
+from oms.store.queue import after, before_levels, order_by
 from oms.store.tables import (
     customers,
     events,
@@ -37,6 +37,8 @@ from oms.store.tables import (
     shipment_lines,
     shipments,
 )
+from oms.store.types import Money as MoneyType
+from oms.store.types import UTCDateTime
 
 
 def rfc3339(t: datetime | None) -> str | None:
@@ -54,7 +56,22 @@ def money(d: Decimal) -> str:
 # ---- cursors ------------------------------------------------------------------------------------
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
+def _fingerprint(fields: Sequence[SortField]) -> str:
+    """Which ordering a cursor belongs to: a cursor from another ordering is refused, not misread."""
+    return ",".join(f"{f.attr}{'-' if f.descending else '+'}" for f in fields)
+
+
+def _python_type(table: Any, attr: str) -> type:
+    col_type = table.c[attr].type
+    if isinstance(col_type, MoneyType):
+        return Decimal
+    if isinstance(col_type, UTCDateTime):
+        return datetime
+    found: type = col_type.python_type
+    return found
+
+
+def encode_cursor(values: Sequence[Any], fields: Sequence[SortField]) -> str:
     def enc(v: Any) -> Any:
         if isinstance(v, datetime):
             return {"t": v.isoformat()}
@@ -64,10 +81,13 @@ def encode_cursor(values: Sequence[Any]) -> str:
             return {"m": str(v)}
         return v
 
-    return base64.urlsafe_b64encode(json.dumps([enc(v) for v in values]).encode()).decode().rstrip("=")
+    raw = [_fingerprint(fields), [enc(v) for v in values]]
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, n: int) -> list[Any]:
+def decode_cursor(cursor: str, table: Any, fields: Sequence[SortField]) -> list[Any]:
+    """The sort values a cursor carries, each checked against its column's type."""
+
     def dec(v: Any) -> Any:
         if isinstance(v, dict):
             if "t" in v:
@@ -79,13 +99,23 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
         return v
 
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(raw, list) or len(raw) != n:
-            raise ValueError
-        return [dec(v) for v in raw]
-    except (ValueError, TypeError, KeyError) as exc:
+        fingerprint, raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if fingerprint != _fingerprint(fields) or not isinstance(raw, list) or len(raw) != len(fields):
+            raise ValueError("cursor of another ordering")
+        values = [dec(v) for v in raw]
+        for f, v in zip(fields, values, strict=True):
+            expected = _python_type(table, f.attr)
+            if v is None and f.nulls_last:
+                continue
+            if type(v) is not expected:
+                raise ValueError(f"{f.attr} is not a {expected.__name__}")
+            if isinstance(v, datetime) and v.tzinfo is None:
+                raise ValueError("naive time")
+        return values
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Invalid(
-            "The cursor is not one this listing gave out. Pass next_cursor from the previous page, unchanged.",
+            "The cursor is not one this listing gave out for this ordering (the allocation rule may have "
+            "changed). Pass next_cursor from the previous page unchanged, or start again without a cursor.",
             [{"field": "cursor", "reason": "invalid cursor"}],
         ) from exc
 
@@ -94,13 +124,13 @@ def page(
     conn: Connection, q: Select[Any], table: Any, fields: list[SortField], limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:
     if cursor:
-        q = q.where(after(table, fields, decode_cursor(cursor, len(fields))))
+        q = q.where(after(table, fields, decode_cursor(cursor, table, fields)))
     rows: list[Any] = list(conn.execute(q.order_by(*order_by(table, fields)).limit(limit + 1)))
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        nxt = encode_cursor([getattr(last, f.attr) for f in fields])
+        nxt = encode_cursor([getattr(last, f.attr) for f in fields], fields)
     return rows, nxt
 
 
@@ -243,6 +273,7 @@ def list_backorders(
     limit: int,
     cursor: str | None,
     now: datetime,
+    tier_rank: int | None = None,
 ) -> dict[str, Any]:
     """Pending back-ordered lines, filtered, each with its queue position under the current rule."""
     rule_fields = sort_fields(allocation_rule(conn))
@@ -271,6 +302,8 @@ def list_backorders(
         q = q.where(ol.c.order_number == order_number)
     if channel:
         q = q.where(ol.c.channel == channel)
+    if tier_rank is not None:
+        q = q.where(ol.c.tier_rank == tier_rank)
     if min_age_days is not None:
         from datetime import timedelta
 
@@ -308,22 +341,19 @@ def list_backorders(
 
 
 def queue_positions(conn: Connection, line_ids: list[int], fields: list[SortField]) -> dict[int, int]:
-    """Each line's 1-based place in its SKU's queue: one statement, an index range count per line."""
+    """Each line's 1-based place in its SKU's queue: one statement, index range counts per line."""
     if not line_ids:
         return {}
     me = order_lines.alias("me")
-    ahead = (
+    counts = [
         select(func.count())
         .select_from(order_lines)
-        .where(
-            order_lines.c.sku == me.c.sku,
-            order_lines.c.backordered_qty > 0,
-            before(order_lines, fields, [me.c[f.attr] for f in fields]),
-        )
+        .where(order_lines.c.sku == me.c.sku, order_lines.c.backordered_qty > 0, level)
         .scalar_subquery()
-    )
-    q = select(me.c.id, ahead).where(me.c.id.in_(line_ids))
-    return {line_id: int(n) + 1 for line_id, n in conn.execute(q)}
+        for level in before_levels(order_lines, fields, [me.c[f.attr] for f in fields])
+    ]
+    q = select(me.c.id, *counts).where(me.c.id.in_(line_ids))
+    return {row[0]: sum(int(n) for n in row[1:]) + 1 for row in conn.execute(q)}
 
 
 # ---- purchasing ---------------------------------------------------------------------------------
@@ -399,31 +429,61 @@ def list_pos(
     return {"items": _po_dicts(conn, rows, today), "next_cursor": nxt}
 
 
-def shortfall(conn: Connection) -> dict[str, Any]:
-    """Per SKU with waiting units: back-ordered, incoming, the uncovered rest and what to order."""
-    inc = (
-        select(po_lines.c.sku, func.sum(po_lines.c.qty - po_lines.c.received_qty).label("incoming"))
-        .join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id)
-        .where(po_lines.c.open == 1, purchase_orders.c.status == "open")
-        .group_by(po_lines.c.sku)
-        .subquery()
-    )
+def shortfall(conn: Connection, today: date | None = None) -> dict[str, Any]:
+    """Per SKU with waiting units: back-ordered, incoming, the uncovered rest and what to order.
+
+    suggested_order_qty = max(0, backordered - incoming_within_lead_time), where
+    incoming_within_lead_time counts the open PO units expected by today + lead_time_days (a late
+    PO counted at its grace date): an order placed today arrives after the lead time, so units due
+    later than that do not serve the queue sooner, and units due earlier are not bought twice.
+    Without a lead time every open PO counts and the suggestion is the shortfall itself.
+    """
+    from oms.services.engine import late_po_grace_days, late_supply_date
+
+    today = today or datetime.now(UTC).date()
     q = (
-        select(products.c.sku, products.c.backordered, func.coalesce(inc.c.incoming, 0).label("incoming"))
-        .outerjoin(inc, inc.c.sku == products.c.sku)
+        select(products.c.sku, products.c.backordered, products.c.lead_time_days)
         .where(products.c.backordered > 0)
         .order_by(products.c.sku)
     )
+    rows = conn.execute(q).all()
+    open_lines: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    if rows:
+        supply_q = (
+            select(
+                po_lines.c.sku, po_lines.c.expected_date, (po_lines.c.qty - po_lines.c.received_qty).label("open_qty")
+            )
+            .join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id)
+            .where(
+                po_lines.c.open == 1,
+                purchase_orders.c.status == "open",
+                po_lines.c.qty > po_lines.c.received_qty,
+                po_lines.c.sku.in_([r.sku for r in rows]),
+            )
+        )
+        supply = conn.execute(supply_q).all()
+        grace = late_po_grace_days(conn) if any(s.expected_date < today for s in supply) else 0
+        for s in supply:
+            open_lines[s.sku].append((late_supply_date(s.expected_date, today, grace), int(s.open_qty)))
     items = []
-    for r in conn.execute(q):
-        short = max(0, r.backordered - int(r.incoming))
+    for r in rows:
+        incoming = sum(q for _, q in open_lines[r.sku])
+        short = max(0, r.backordered - incoming)
+        if r.lead_time_days is None:
+            within, cover_by = incoming, None
+        else:
+            horizon = today + timedelta(days=r.lead_time_days)
+            within, cover_by = sum(q for d, q in open_lines[r.sku] if d <= horizon), horizon.isoformat()
         items.append(
             {
                 "sku": r.sku,
                 "backordered": r.backordered,
-                "incoming": int(r.incoming),
+                "incoming": incoming,
                 "shortfall": short,
-                "suggested_order_qty": short,
+                "suggested_order_qty": max(0, r.backordered - within),
+                "lead_time_days": r.lead_time_days,
+                "incoming_within_lead_time": within,
+                "cover_by": cover_by,
             }
         )
     return {"items": items}

@@ -36,7 +36,8 @@ def make_product(
 
 def make_customer(api: Any, customer_id: str, tier: str = "standard") -> None:
     r = api.put(
-        f"/customers/{customer_id}", {"name": f"Customer {customer_id}", "email": f"{customer_id}@example.com", "tier": tier}
+        f"/customers/{customer_id}",
+        {"name": f"Customer {customer_id}", "email": f"{customer_id}@example.com", "tier": tier},
     )
     assert r.status_code == 201, r.text
 
@@ -144,6 +145,29 @@ def test_each_line_takes_what_is_available_and_the_rest_is_backordered(api):
     [shipment] = shipments_of(api, "O-1")
     assert shipment["status"] == "pick"
     assert shipment["lines"] == [{"line_no": 1, "sku": "A", "qty": 5}, {"line_no": 2, "sku": "B", "qty": 2}]
+
+
+def test_a_new_line_is_dated_at_its_place_in_the_queue(api):
+    make_customer(api, "C1")
+    make_product(api, "A")
+    for po, qty, day in [("PO-1", 4, "2027-01-10"), ("PO-2", 10, "2027-02-10")]:
+        r = api.post(
+            "/purchase-orders",
+            {"po_number": po, "supplier": "Acme", "lines": [{"sku": "A", "qty": qty, "expected_date": day}]},
+        )
+        assert r.status_code == 201, r.text
+
+    first = place(api, "O-1", [("A", 3)])
+    second = place(api, "O-2", [("A", 2)])  # 3 + 2 = 5 units: past PO-1's 4
+    assert first["lines"][0]["eta"] == "2027-01-10"
+    assert second["lines"][0]["eta"] == "2027-02-10"
+
+    # a boosted order jumps the queue: it takes PO-1's units and pushes O-1 onto PO-2
+    boosted = place(api, "O-3", [("A", 2)], priority=5)
+
+    assert boosted["lines"][0]["eta"] == "2027-01-10"
+    assert api.get("/orders/O-1").json()["lines"][0]["eta"] == "2027-02-10"
+    assert api.get("/orders/O-2").json()["lines"][0]["eta"] == "2027-02-10"
 
 
 def test_an_order_fully_in_stock_is_in_fulfillment_and_a_line_price_overrides_the_catalogue(api):
@@ -519,6 +543,11 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
     make_product(api, "A", on_hand=1)
     make_product(api, "B", lead_time_days=3)
     place(api, "O-1", [("A", 3), ("B", 2)])
+    r = api.post(
+        "/purchase-orders",
+        {"po_number": "PO-B", "supplier": "Acme", "lines": [{"sku": "B", "qty": 5, "expected_date": "2027-03-01"}]},
+    )
+    assert r.status_code == 201, r.text
     receive(api, "GRN-1", "A", 2)
     r = api.post("/orders/O-1/cancel", {"reason": "customer changed mind", "lines": [{"line_no": 2, "qty": 2}]})
     assert r.status_code == 200, r.text
@@ -529,9 +558,9 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
     items = r.json()["items"]
     assert {k for item in items for k in item} == {"at", "type", "actor", "data"}
     types = [e["type"] for e in items]
-    interesting = [t for t in types if t in {"order_placed", "backordered", "allocated", "cancelled"}]
-    assert interesting == ["order_placed", "backordered", "allocated", "cancelled"]
-    assert types.index("order_placed") == 0
+    interesting = [t for t in types if t in {"order_placed", "backordered", "eta_changed", "allocated", "cancelled"}]
+    assert interesting == ["order_placed", "backordered", "eta_changed", "allocated", "cancelled"]
+    assert types[0] == "order_placed"
     assert [e["at"] for e in items] == sorted(e["at"] for e in items)
     assert {e["actor"] for e in items} == {"test-admin"}
     by_type = {e["type"]: e["data"] for e in items}
@@ -539,14 +568,29 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
         {"line_no": 1, "sku": "A", "qty": 3, "allocated_qty": 1, "backordered_qty": 2},
         {"line_no": 2, "sku": "B", "qty": 2, "allocated_qty": 0, "backordered_qty": 2},
     ]
-    assert by_type["backordered"]["lines"] == [{"line_no": 1, "sku": "A", "qty": 2}, {"line_no": 2, "sku": "B", "qty": 2}]
-    assert by_type["allocated"]["source"] == "receipt"
-    assert by_type["allocated"]["ref"] == "GRN-1"
-    assert by_type["allocated"]["lines"] == [{"line_no": 1, "sku": "A", "qty": 2}]
+    assert by_type["backordered"]["lines"] == [
+        {"line_no": 1, "sku": "A", "qty": 2},
+        {"line_no": 2, "sku": "B", "qty": 2},
+    ]
+    # B was first dated by its lead time (today + 3), then by the PO's later date
+    eta = by_type["eta_changed"]
+    today = datetime.now(UTC).date()
+    assert (eta["line_no"], eta["sku"], eta["from"], eta["to"]) == (
+        2,
+        "B",
+        (today + timedelta(days=3)).isoformat(),
+        "2027-03-01",
+    )
+    assert eta["later"] is True
+    assert by_type["allocated"] == {
+        "source": "receipt",
+        "ref": "GRN-1",
+        "lines": [{"line_no": 1, "sku": "A", "qty": 2}],
+    }
     assert by_type["cancelled"]["reason"] == "customer changed mind"
-    assert [(x["line_no"], x["qty"]) for x in by_type["cancelled"]["lines"]] == [(2, 2)]
-    # two shipments (placement and receipt) were created for A; B's ETA was first set at placement
-    assert types.count("shipment_created") == 2
-    eta = next(e["data"] for e in items if e["type"] == "eta_changed")
-    assert (eta["line_no"], eta["sku"], eta["from"]) == (2, "B", None)
-    assert eta["to"] == (datetime.now(UTC).date() + timedelta(days=3)).isoformat()
+    assert [(x["line_no"], x["sku"], x["qty"]) for x in by_type["cancelled"]["lines"]] == [(2, "B", 2)]
+    # one shipment at placement (1 unit of A), one when the receipt allocated 2 more
+    assert [e["data"]["lines"] for e in items if e["type"] == "shipment_created"] == [
+        [{"line_no": 1, "qty": 1}],
+        [{"line_no": 1, "qty": 2}],
+    ]

@@ -89,7 +89,9 @@ def place_order(ctx: Ctx, cmd: PlaceOrder) -> tuple[dict[str, Any], bool]:
             placed_at=placed_at,
             priority=cmd.priority,
             order_value=value,
-            status=OrderStatus.IN_FULFILLMENT.value,
+            status=(
+                OrderStatus.BACKORDERED if any(d.backorder_qty for d in decisions) else OrderStatus.IN_FULFILLMENT
+            ).value,
             request_hash=digest,
             created_at=ctx.now,
         )
