@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -324,6 +324,7 @@ def promise(
     fields = sort_fields(allocation_rule(ctx.conn))
     value = sum((rows[line.sku].unit_price * line.qty for line in lines), Decimal("0"))
     out = []
+    earlier_waiting: dict[str, int] = defaultdict(int)  # this request's own earlier lines queue first
     for line in lines:
         s = stock[line.sku]
         now_qty = min(line.qty, s.available)
@@ -331,6 +332,7 @@ def promise(
         room, _ = backorder_room(s, channel, ctx.now)
         if s.policy.max_qty_per_line is not None:
             room = min(room, s.policy.max_qty_per_line)
+        stock[line.sku] = replace(s, allocated=s.allocated + now_qty, backordered=s.backordered + min(rest, room))
         eta: date | None = ctx.today if rest == 0 else None
         if rest and rest <= room:
             me = {
@@ -351,7 +353,10 @@ def promise(
                 )
             ).scalar_one()
             lead = rows[line.sku].lead_time_days
-            eta = quote_eta(int(ahead), rest, supplies.get(line.sku, []), ctx.today, lead).eta
+            eta = quote_eta(
+                int(ahead) + earlier_waiting[line.sku], rest, supplies.get(line.sku, []), ctx.today, lead
+            ).eta
+            earlier_waiting[line.sku] += rest
         out.append(
             {
                 "sku": line.sku,
