@@ -25,10 +25,12 @@ $(BIN)/oms: pyproject.toml uv.lock | $(UV)
 install: $(BIN)/oms ## Build .venv (with .venv/bin/oms) from the lock file
 
 .PHONY: run
-run: install ## Install, migrate, load demo data into a new store, print an admin key, serve on :8000
+run: install ## Install, migrate, load demo data into a new store, print an admin key and dashboard sign-in, serve on :8000
 	$(BIN)/oms db upgrade
 	$(BIN)/oms demo --if-empty
 	$(BIN)/oms keys create --role admin --name "make-run-admin"
+	$(BIN)/oms users create admin --role admin --if-absent
+	@echo "dashboard: http://$(HOST):$(PORT)/  (sign in as above)"
 	$(BIN)/oms serve --host $(HOST) --port $(PORT)
 
 .PHONY: lint
@@ -44,6 +46,23 @@ browser: ## Install Debian's Chromium for the dashboard's browser tests (Playwri
 test: install lint browser ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL
 	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
 	  OMS_TEST_PG_URL=$$url $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: fuzz
+fuzz: install ## Long Schemathesis run: all phases and checks, SQLite and PostgreSQL (OMS_FUZZ_MAX_EXAMPLES, default 100)
+	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
+	  OMS_TEST_PG_URL=$$url OMS_FUZZ_STORES=sqlite,postgresql OMS_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	  OMS_FUZZ_MAX_EXAMPLES=$${OMS_FUZZ_MAX_EXAMPLES:-100} $(BIN)/pytest tests/api/test_openapi_fuzz.py -q -p no:cacheprovider
+
+.PHONY: bench
+bench: install ## Benchmarks at 1M waiting lines on SQLite and PostgreSQL (OMS_BENCH_QUICK=1: a small run)
+	@set -e; scripts/pg.sh start >/dev/null; trap 'scripts/pg.sh stop' EXIT; \
+	  OMS_BENCH_PG=postgresql://postgres@127.0.0.1:$${OMS_PG_PORT:-54329} $(BIN)/python -m bench.run
+
+.PHONY: soak
+soak: install ## The engine's Hypothesis state machine at scale (OMS_STATEFUL_EXAMPLES, default 2000) on both stores
+	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
+	  OMS_TEST_PG_URL=$$url OMS_STATEFUL_EXAMPLES=$${OMS_STATEFUL_EXAMPLES:-2000} \
+	  $(BIN)/pytest tests/integration/test_engine_state_machine.py -q -p no:cacheprovider
 
 .PHONY: pg-start
 pg-start: ## Start the private PostgreSQL used by tests (prints its URL)

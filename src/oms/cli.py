@@ -18,6 +18,18 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+from oms.web.cli import users_app  # noqa: E402  (the dashboard's people, kept with the dashboard)
+
+app.add_typer(users_app, name="users")
+from oms.bench.cli import bench_app  # noqa: E402  (a sub-app of its own module, kept out of this file)
+
+app.add_typer(bench_app, name="bench")
+from oms.worker import worker_command  # noqa: E402  (delivery and scheduled jobs live with the worker)
+
+app.command("worker")(worker_command)
+from oms.reports_cli import report_command  # noqa: E402  (report tables and CSV, kept with the reports)
+
+app.command("report")(report_command)
 console = Console()
 
 
@@ -34,7 +46,15 @@ def serve(
     """Serve the API and the dashboard."""
     import uvicorn
 
+    from oms.api.logs import configure_logging, logging_config
+
+    configure_logging()
+
     console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
+    if database_url().startswith("sqlite"):  # on PostgreSQL, run `oms worker` processes instead
+        from oms.worker import start_in_process
+
+        start_in_process(_store(), console.print)
     uvicorn.run(
         "oms.api.app:create_app",
         factory=True,
@@ -42,7 +62,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
-        access_log=False,
+        log_config=logging_config(),  # JSON lines; each worker process applies it
+        access_log=False,  # the API's Guard writes one structured line per request instead
     )
 
 

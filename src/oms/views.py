@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, select
 
 from oms.domain.allocation import SortField, sort_fields
 from oms.domain.errors import Invalid, NotFound
@@ -341,19 +341,48 @@ def list_backorders(
 
 
 def queue_positions(conn: Connection, line_ids: list[int], fields: list[SortField]) -> dict[int, int]:
-    """Each line's 1-based place in its SKU's queue: one statement, index range counts per line."""
+    """Each line's 1-based place in its SKU's queue.
+
+    A SKU with one line on the page: index range counts (cost: the line's position). A SKU with
+    several: its queue read once in index order until the last of them is seen, rather than one
+    count per line.
+    """
     if not line_ids:
         return {}
-    me = order_lines.alias("me")
-    counts = [
-        select(func.count())
-        .select_from(order_lines)
-        .where(order_lines.c.sku == me.c.sku, order_lines.c.backordered_qty > 0, level)
-        .scalar_subquery()
-        for level in before_levels(order_lines, fields, [me.c[f.attr] for f in fields])
-    ]
-    q = select(me.c.id, *counts).where(me.c.id.in_(line_ids))
-    return {row[0]: sum(int(n) for n in row[1:]) + 1 for row in conn.execute(q)}
+    by_sku: dict[str, set[int]] = defaultdict(set)
+    for line_id, sku in conn.execute(select(order_lines.c.id, order_lines.c.sku).where(order_lines.c.id.in_(line_ids))):
+        by_sku[sku].add(line_id)
+    out: dict[int, int] = {}
+    single = [ids.copy().pop() for ids in by_sku.values() if len(ids) == 1]
+    if single:
+        me = order_lines.alias("me")
+        counts = [
+            select(func.count())
+            .select_from(order_lines)
+            .where(order_lines.c.sku == me.c.sku, order_lines.c.backordered_qty > 0, level)
+            .scalar_subquery()
+            for level in before_levels(order_lines, fields, [me.c[f.attr] for f in fields])
+        ]
+        q = select(me.c.id, *counts).where(me.c.id.in_(single))
+        out |= {row[0]: sum(int(n) for n in row[1:]) + 1 for row in conn.execute(q)}
+    walk = (
+        select(order_lines.c.id)
+        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields))
+    )
+    for sku, ids in by_sku.items():
+        if len(ids) < 2:
+            continue
+        wanted = set(ids)
+        result = conn.execution_options(yield_per=1000).execute(walk, {"b_sku": sku})
+        for position, (line_id,) in enumerate(result, start=1):
+            if line_id in wanted:
+                out[line_id] = position
+                wanted.discard(line_id)
+                if not wanted:
+                    break
+        result.close()
+    return out
 
 
 # ---- purchasing ---------------------------------------------------------------------------------

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from oms.domain.access import Action, Principal
 from oms.domain.errors import DomainError
 from oms.services import keys
 from oms.store.db import Store, make_engine
 
+from .guard import MAX_BODY_BYTES, Guard, GuardSettings, bearer_token
+from .openapi import install_openapi
+from .problems import PROBLEM, problem_body
+from .ratelimit import RateLimiter, limit_from_env
+
 log = logging.getLogger("oms.api")
-PROBLEM = "application/problem+json"
 
 
 def problem(
@@ -30,11 +35,8 @@ def problem(
     headers: dict[str, str] | None = None,
     request: Request | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
-    if errors:
-        body["errors"] = errors
-    if request is not None and getattr(request.state, "request_id", None):
-        body["request_id"] = request.state.request_id
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    body = problem_body(status, title, detail, errors, type_, request_id)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -45,12 +47,15 @@ class AuthError(Exception):
 
 
 def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise AuthError(401, "Send an API key as 'Authorization: Bearer <key>'. Keys are made with `oms keys create`.")
-    store: Store = request.app.state.store
-    found = store.read(lambda conn: keys.authenticate(conn, token.strip()))
+    found: Principal | None
+    if getattr(request.state, "auth_checked", False):  # the Guard looked the key up already
+        found = request.state.principal
+    else:
+        store: Store = request.app.state.store
+        found = store.read(lambda conn: keys.authenticate(conn, token))
     if found is None:
         raise AuthError(401, "The API key is unknown or revoked.")
     request.state.principal = found
@@ -67,25 +72,37 @@ def require(action: Action) -> Callable[[Principal], Principal]:
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
     return ".".join(parts) or "body"
 
 
-def create_app(store: Store | None = None) -> FastAPI:
+def create_app(
+    store: Store | None = None, *, rate_limit_per_minute: int | None = None, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    """The API over a store. The rate limit defaults to OMS_RATE_LIMIT_PER_MINUTE (0: off)."""
     app = FastAPI(
         title="oms",
         version="1.0.0",
         description="Order management with back orders at its heart: orders, the back-order queue, "
         "replenishment and allocation, fulfillment.",
+        docs_url=None,
     )
     app.state.store = store or Store(make_engine())
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Any]) -> Any:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Interactive API docs, served from vendored Swagger UI files (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="oms API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+    per_minute = limit_from_env() if rate_limit_per_minute is None else rate_limit_per_minute
+    guard = GuardSettings(max_body_bytes=max_body_bytes, limiter=RateLimiter(per_minute))
+    app.add_middleware(Guard, store=app.state.store, settings=guard)
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -119,9 +136,22 @@ def create_app(store: Store | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(
-            exc.status_code, str(exc.detail), str(exc.detail), request=request, headers=getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no {request.url.path}; the API lives under /api/v1 (see /openapi.json)."
+        elif exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path has one per method here.
+            methods: set[str] = set()
+            paths = request.app.openapi()["paths"]
+            exact = paths.get(request.url.path)  # a literal route wins over a template, as in routing
+            for template, operations in {request.url.path: exact}.items() if exact else paths.items():
+                if compile_path(template)[0].match(request.url.path):
+                    methods |= {m.upper() for m in operations}
+            allowed = ", ".join(sorted(methods)) or (headers or {}).get("Allow", "")
+            headers = {**(headers or {}), "Allow": allowed}
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}."
+        return problem(exc.status_code, str(exc.detail), detail, request=request, headers=headers)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
@@ -137,4 +167,14 @@ def create_app(store: Store | None = None) -> FastAPI:
     from .routes import router
 
     app.include_router(router, prefix="/api/v1")
+    from .notifications import include as include_notifications
+
+    include_notifications(app)  # outbox, webhooks, explain, the customer's order page
+    from .reports import install as install_reports
+
+    install_reports(app)  # /api/v1/reports/*, GET /metrics, request latency
+    install_openapi(app, guard)
+    from oms.web.mount import mount_web
+
+    mount_web(app)  # the dashboard at /: sign-in, pages, /static
     return app

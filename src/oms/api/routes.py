@@ -17,14 +17,16 @@ from oms.services import catalog, common, fulfillment, orders, preview, replenis
 from oms.services.common import Ctx
 from oms.store.db import Store
 
+from . import preconditions as pre
 from . import schemas as s
 from .app import AuthError, require
+from .preconditions import IfMatch
 
 router = APIRouter()
 T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
-Filter = Annotated[str | None, Query(max_length=64)]
+Filter = Annotated[str | None, Query(max_length=64, pattern=s.CODE_PATTERN)]
 
 
 def store_of(request: Request) -> Store:
@@ -67,21 +69,28 @@ def put_product(
     body: s.ProductIn,
     request: Request,
     response: Response,
+    if_match: IfMatch = None,
     who: Principal = Depends(require(Action.CATALOGUE)),
 ) -> dict[str, Any]:
     spec = catalog.ProductSpec(sku, body.name, body.unit_price, body.lead_time_days, policy(body.backorder_policy))
 
     def use_case(ctx: Ctx) -> tuple[bool, dict[str, Any]]:
+        pre.check(if_match, pre.product_version(ctx.conn, sku), f"Product {sku}")
         return catalog.put_product(ctx, spec), views.product_view(ctx.conn, sku)
 
     created, out = write(request, who, use_case)
     response.status_code = 201 if created else 200
+    response.headers["ETag"] = pre.etag(out["version"])
     return out
 
 
 @router.get("/products/{sku}", tags=["catalogue"])
-def get_product(sku: s.Code, request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
-    return read(request, lambda c: views.product_view(c, sku))
+def get_product(
+    sku: s.Code, request: Request, response: Response, _: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    out = read(request, lambda c: views.product_view(c, sku))
+    response.headers["ETag"] = pre.etag(out["version"])
+    return out
 
 
 @router.get("/products", tags=["catalogue"])
@@ -110,34 +119,77 @@ def put_customer(
 
 
 @router.get("/customers/{customer_id}", tags=["catalogue"])
-def get_customer(customer_id: s.Code, request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+def get_customer(
+    customer_id: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    _no_channel(who)  # customers' details are not a channel's to browse
     return read(request, lambda c: views.customer_view(c, customer_id))
 
 
 @router.get("/settings/default-backorder-policy", tags=["settings"])
-def get_default_policy(request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
-    return read(request, lambda c: common.policy_to_json(common.default_policy(c)))
+def get_default_policy(
+    request: Request, response: Response, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    _no_channel(who)
+
+    def query(c: Connection) -> tuple[dict[str, Any], int]:
+        return common.policy_to_json(common.default_policy(c)), pre.setting_version(c, common.DEFAULT_POLICY_KEY)
+
+    out, version = read(request, query)
+    response.headers["ETag"] = pre.etag(version)
+    return out
 
 
 @router.put("/settings/default-backorder-policy", tags=["settings"])
 def put_default_policy(
-    body: s.BackorderPolicyIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+    body: s.BackorderPolicyIn,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
     p = policy(body)
     assert p is not None
-    return write(request, who, lambda ctx: catalog.set_default_policy(ctx, p))
+    key = common.DEFAULT_POLICY_KEY
+
+    def use_case(ctx: Ctx) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(ctx.conn, key, lock=True), "The default back-order policy")
+        return catalog.set_default_policy(ctx, p), pre.setting_version(ctx.conn, key)
+
+    out, version = write(request, who, use_case)
+    response.headers["ETag"] = pre.etag(version)
+    return out
 
 
 @router.get("/settings/allocation-rule", tags=["settings"])
-def get_rule(request: Request, _: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
-    return read(request, lambda c: {"keys": [k.value for k in common.allocation_rule(c)]})
+def get_rule(request: Request, response: Response, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    _no_channel(who)
+
+    def query(c: Connection) -> tuple[dict[str, Any], int]:
+        return {"keys": [k.value for k in common.allocation_rule(c)]}, pre.setting_version(c, common.RULE_KEY)
+
+    out, version = read(request, query)
+    response.headers["ETag"] = pre.etag(version)
+    return out
 
 
 @router.put("/settings/allocation-rule", tags=["settings"])
 def put_rule(
-    body: s.AllocationRuleIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+    body: s.AllocationRuleIn,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
-    return write(request, who, lambda ctx: catalog.set_allocation_rule(ctx, [k.value for k in body.keys]))
+    keys = [k.value for k in body.keys]
+
+    def use_case(ctx: Ctx) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(ctx.conn, common.RULE_KEY, lock=True), "The allocation rule")
+        return catalog.set_allocation_rule(ctx, keys), pre.setting_version(ctx.conn, common.RULE_KEY)
+
+    out, version = write(request, who, use_case)
+    response.headers["ETag"] = pre.etag(version)
+    return out
 
 
 @router.post("/settings/allocation-rule/preview", tags=["settings"])
@@ -304,17 +356,36 @@ def list_pos(
 
 
 @router.get("/purchase-orders/{po_number}", tags=["replenishment"])
-def get_po(po_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+def get_po(
+    po_number: s.Code, request: Request, response: Response, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
     _no_channel(who)
-    return read(request, lambda c: views.po_view(c, po_number, now().date()))
+    out = read(request, lambda c: views.po_view(c, po_number, now().date()))
+    response.headers["ETag"] = pre.etag(out["version"])
+    return out
 
 
 @router.patch("/purchase-orders/{po_number}", tags=["replenishment"])
 def patch_po(
-    po_number: s.Code, body: s.PurchaseOrderPatch, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+    po_number: s.Code,
+    body: s.PurchaseOrderPatch,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.PURCHASE)),
 ) -> dict[str, Any]:
     changes = [replenishment.PoLineChange(line.sku, line.expected_date, line.qty) for line in body.lines]
-    return write(request, who, lambda ctx: replenishment.patch_po(ctx, po_number, changes))
+
+    def use_case(ctx: Ctx) -> dict[str, Any]:
+        current = pre.po_version(ctx.conn, po_number)
+        if current is not None:  # an unknown PO stays a 404
+            pre.check(if_match, current, f"Purchase order {po_number}")
+        return replenishment.patch_po(ctx, po_number, changes)
+
+    out = write(request, who, use_case)
+    if "version" in out:
+        response.headers["ETag"] = pre.etag(out["version"])
+    return out
 
 
 @router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"])
@@ -411,8 +482,12 @@ def get_shipment(shipment_id: str, request: Request, who: Principal = Depends(re
 
 @router.post("/shipments/{shipment_id}/advance", tags=["fulfillment"])
 def advance_shipment(
-    shipment_id: str, body: s.AdvanceIn, request: Request, who: Principal = Depends(require(Action.FULFIL))
+    shipment_id: str,
+    request: Request,
+    body: s.AdvanceIn | None = None,
+    who: Principal = Depends(require(Action.FULFIL)),
 ) -> dict[str, Any]:
+    body = body or s.AdvanceIn()
     return write(
         request,
         who,

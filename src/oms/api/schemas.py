@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from oms.domain.access import Role
 from oms.domain.allocation import RuleKey, Tier
@@ -23,12 +24,33 @@ def _utc(t: datetime) -> datetime:
     return t
 
 
+# Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
+# Free text: no control characters but tab and newlines (PostgreSQL refuses NUL in text outright).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2)]
-UtcTime = Annotated[datetime, AfterValidator(_utc)]
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _date_text(v: object) -> object:
+    # Without this a number would pass as a Unix time (1735689600 -> 2025-01-01).
+    if not isinstance(v, str) or not _DATE.match(v):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return v
+
+
+def _time_text(v: object) -> object:
+    if not isinstance(v, str):
+        raise ValueError("must be an RFC 3339 time, e.g. 2026-01-31T09:00:00Z")
+    return v
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UtcTime = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_utc)]
+Day = Annotated[date, BeforeValidator(_date_text)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 
 
 class Body(BaseModel):
@@ -37,24 +59,24 @@ class Body(BaseModel):
 
 class BackorderPolicyIn(Body):
     mode: BackorderMode
-    max_backorder_qty: Annotated[int, Field(ge=0, le=10**9)] | None = None
-    max_qty_per_line: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    max_backorder_qty: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
+    max_qty_per_line: Annotated[int, Field(ge=0, le=10**9, strict=True)] | None = None
     channels: Annotated[list[Code], Field(max_length=50)] = []
     preorder_ends_at: UtcTime | None = None
-    release_date: date | None = None
-    auto_cancel_after_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    release_date: Day | None = None
+    auto_cancel_after_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = None
 
 
 class ProductIn(Body):
     name: Name
     unit_price: Money
-    lead_time_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    lead_time_days: Annotated[int, Field(ge=0, le=3650, strict=True)] | None = None
     backorder_policy: BackorderPolicyIn | None = None
 
 
 class CustomerIn(Body):
     name: Name
-    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")]
     tier: Tier = Tier.STANDARD
 
 
@@ -64,7 +86,7 @@ class AllocationRuleIn(Body):
 
 class AdjustmentIn(Body):
     sku: Code
-    qty_delta: Annotated[int, Field(ge=-MAX_QTY, le=MAX_QTY)]
+    qty_delta: Annotated[int, Field(ge=-MAX_QTY, le=MAX_QTY, strict=True)]
     reason: Reason
 
 
@@ -80,12 +102,12 @@ class OrderIn(Body):
     customer_id: Code
     ship_policy: ShipPolicy = ShipPolicy.PARTIAL
     placed_at: UtcTime | None = None
-    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    priority: Annotated[int, Field(ge=-1000, le=1000, strict=True)] = 0
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
 
 class CancelLineIn(Body):
-    line_no: Annotated[int, Field(ge=1, le=MAX_LINES)]
+    line_no: Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
     qty: Qty
 
 
@@ -95,13 +117,13 @@ class CancelIn(Body):
 
 
 class PriorityIn(Body):
-    priority: Annotated[int, Field(ge=-1000, le=1000)]
+    priority: Annotated[int, Field(ge=-1000, le=1000, strict=True)]
 
 
 class PoLineIn(Body):
     sku: Code
     qty: Qty
-    expected_date: date
+    expected_date: Day
 
 
 class PurchaseOrderIn(Body):
@@ -112,7 +134,7 @@ class PurchaseOrderIn(Body):
 
 class PoLinePatch(Body):
     sku: Code
-    expected_date: date | None = None
+    expected_date: Day | None = None
     qty: Qty | None = None
 
 
@@ -140,13 +162,13 @@ class PromiseLineIn(Body):
 class PromiseIn(Body):
     channel: Code
     customer_id: Code | None = None
-    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    priority: Annotated[int, Field(ge=-1000, le=1000, strict=True)] = 0
     lines: Annotated[list[PromiseLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
 
 class AdvanceIn(Body):
-    carrier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    tracking_number: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    carrier: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN)] | None = None
+    tracking_number: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN)] | None = None
 
 
 class KeyIn(Body):

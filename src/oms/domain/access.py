@@ -8,8 +8,8 @@ from enum import StrEnum
 
 class Role(StrEnum):
     ADMIN = "admin"  # everything
-    OPS = "ops"  # orders, queue, cancellations, fulfillment, stock counts
-    PURCHASING = "purchasing"  # purchase orders, receipts, shortfall, catalogue
+    OPS = "ops"  # orders, queue, cancellations, priorities, fulfillment, stock counts, reads
+    PURCHASING = "purchasing"  # purchase orders, receipts, shortfall, catalogue, reads
     CHANNEL = "channel"  # place and read its own channel's orders, ask for promises
 
 
@@ -25,20 +25,14 @@ class Action(StrEnum):
     PROMISE = "promise"
 
 
+# ops runs the warehouse and the order desk; purchasing buys and keeps the catalogue; promises
+# reserve nothing, so every role may ask for them.
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.OPS: frozenset(
-        {
-            Action.READ,
-            Action.PLACE_ORDER,
-            Action.CHANGE_ORDER,
-            Action.FULFIL,
-            Action.ADJUST_STOCK,
-            Action.PROMISE,
-            Action.CATALOGUE,
-        }
+        {Action.READ, Action.PLACE_ORDER, Action.CHANGE_ORDER, Action.FULFIL, Action.ADJUST_STOCK, Action.PROMISE}
     ),
-    Role.PURCHASING: frozenset({Action.READ, Action.PURCHASE, Action.CATALOGUE, Action.ADJUST_STOCK, Action.PROMISE}),
+    Role.PURCHASING: frozenset({Action.READ, Action.PURCHASE, Action.CATALOGUE, Action.PROMISE}),
     Role.CHANNEL: frozenset({Action.PLACE_ORDER, Action.PROMISE, Action.READ, Action.CHANGE_ORDER}),
 }
 
@@ -50,6 +44,7 @@ class Principal:
     name: str
     role: Role
     channel: str | None = None
+    key_id: int | None = None  # the API key's id: the identity for idempotency keys and rate limits
 
     def may(self, action: Action) -> bool:
         return action in ALLOWED[self.role]

@@ -62,6 +62,9 @@ class Ctx:
 
     def flush_events(self) -> None:
         if self.pending_events:
+            from . import outbox  # the notifications these events cause, in the same transaction
+
+            outbox.notify(self, self.pending_events)
             self.conn.execute(insert(events), self.pending_events)
             self.pending_events = []
 

@@ -6,8 +6,10 @@ Callers hold the SKUs' row locks (common.lock_products) before calling any of th
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -15,7 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from oms.domain.allocation import Allocation, QueueLine, RuleKey, plan_allocation, sort_fields
 from oms.domain.eta import Supply, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
-from oms.store.queue import after, order_by
+from oms.store.queue import order_by
 from oms.store.tables import (
     allocations,
     order_lines,
@@ -23,6 +25,7 @@ from oms.store.tables import (
     po_lines,
     products,
     purchase_orders,
+    settings,
     shipment_lines,
     shipments,
 )
@@ -68,18 +71,20 @@ def allocate_backorders(ctx: Ctx, locked: Mapping[str, Any], source: str, ref: s
     fields = sort_fields(allocation_rule(ctx.conn))
     plan: list[Allocation] = []
     per_sku: dict[str, int] = {}
+    # One statement for every SKU, built once: only its parameters change from SKU to SKU.
+    q = (
+        select(*QUEUE_COLUMNS)
+        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields))
+        .limit(bindparam("b_limit"))
+    )
     for sku in sorted(locked):
         row = locked[sku]
         available = row.on_hand - row.allocated
         if available <= 0 or row.backordered <= 0:
             continue
-        q = (
-            select(*QUEUE_COLUMNS)
-            .where(order_lines.c.sku == sku, order_lines.c.backordered_qty > 0)
-            .order_by(*order_by(order_lines, fields))
-            .limit(available)
-        )
-        sku_plan = plan_allocation(available, (queue_line(r) for r in ctx.conn.execute(q)))
+        rows = ctx.conn.execute(q, {"b_sku": sku, "b_limit": available})
+        sku_plan = plan_allocation(available, (queue_line(r) for r in rows))
         per_sku[sku] = sum(a.qty for a in sku_plan)
         plan.extend(sku_plan)
     if not plan:
@@ -121,8 +126,10 @@ def order_ids_of_lines(ctx: Ctx, line_ids: Iterable[int]) -> set[int]:
     ids = sorted(set(line_ids))
     if not ids:
         return set()
-    q = select(order_lines.c.order_id).where(order_lines.c.id.in_(ids)).distinct()
-    return set(ctx.conn.scalars(q))
+    found: set[int] = set()
+    for part in chunks(ids):
+        found |= set(ctx.conn.scalars(select(order_lines.c.order_id).where(order_lines.c.id.in_(part)).distinct()))
+    return found
 
 
 def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
@@ -135,9 +142,22 @@ def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
     return frozenset(sku for sku, pol in rows if (policy_from_json(pol) or fallback).holds_release(ctx.today))
 
 
+# Longest list bound into one IN (...): SQLite allows 32,766 parameters per statement.
+IN_CHUNK = 5000
+
+
+def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 def settle_orders(ctx: Ctx, order_ids: Iterable[int]) -> None:
     """Release what each order may ship (rule 6) and bring its status up to date."""
     ids = sorted(set(order_ids))
+    if len(ids) > IN_CHUNK:
+        for part in chunks(ids):
+            settle_orders(ctx, part)
+        return
     if not ids:
         return
     head = {r.id: r for r in ctx.conn.execute(select(orders).where(orders.c.id.in_(ids)))}
@@ -245,10 +265,42 @@ def open_supplies(ctx: Ctx, skus: Iterable[str]) -> dict[str, list[Supply]]:
         .join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id)
         .where(po_lines.c.sku.in_(wanted), po_lines.c.open == 1, purchase_orders.c.status == "open")
     )
+    grace: int | None = None
     for r in ctx.conn.execute(q):
         if r.qty > r.received_qty:
-            out[r.sku].append(Supply(r.expected_date, r.qty - r.received_qty, r.po_number))
+            expected = r.expected_date
+            if expected < ctx.today:  # late: read the grace setting only when some PO is late
+                grace = late_po_grace_days(ctx.conn) if grace is None else grace
+                expected = late_supply_date(expected, ctx.today, grace)
+            out[r.sku].append(Supply(expected, r.qty - r.received_qty, r.po_number))
     return out
+
+
+LATE_PO_GRACE_KEY = "late_po_grace_days"
+
+
+def late_po_grace_days(conn: Any) -> int:
+    """Days a late PO is given at a time: env OMS_LATE_PO_GRACE_DAYS, else the setting, else 0."""
+    env = os.environ.get("OMS_LATE_PO_GRACE_DAYS")
+    if env is not None and env.strip().isdigit():
+        return int(env)
+    found = conn.execute(select(settings.c.value).where(settings.c.key == LATE_PO_GRACE_KEY)).scalar()
+    return int(found["days"]) if isinstance(found, dict) and isinstance(found.get("days"), int) else 0
+
+
+def late_supply_date(expected: date, today: date, grace_days: int) -> date:
+    """The date a late PO line's open units are now counted on.
+
+    A PO whose expected date has passed is given `grace_days` more at a time: expected + k x grace,
+    the first such date after today. So its ETAs move later once per grace period (one notice per
+    period, not one a day), never into the past; with no grace the date is today.
+    """
+    if expected >= today:
+        return expected
+    if grace_days <= 0:
+        return today
+    periods = (today - expected).days // grace_days + 1
+    return expected + timedelta(days=periods * grace_days)
 
 
 def recompute_etas(ctx: Ctx, skus: Iterable[str]) -> None:
@@ -327,18 +379,15 @@ def date_new_lines(ctx: Ctx, ahead: Mapping[str, int], new_lines: list[tuple[int
     by_sku: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for line_id, sku, qty in new_lines:
         by_sku[sku].append((line_id, qty))
-    tail_ids = [ids[-1][0] for ids in by_sku.values()]
-    me = order_lines.alias("me")
-    behind = (
+    # A new line is at the tail when it is its queue's last line: one backward index probe per SKU
+    # (a "does anyone come after me" predicate cannot use the index and scans the whole queue).
+    last_q = (
         select(order_lines.c.id)
-        .where(
-            order_lines.c.sku == me.c.sku,
-            order_lines.c.backordered_qty > 0,
-            after(order_lines, fields, [me.c[f.attr] for f in fields]),
-        )
-        .exists()
+        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields, reverse=True))
+        .limit(1)
     )
-    jumped = set(ctx.conn.scalars(select(me.c.sku).where(me.c.id.in_(tail_ids), behind)))
+    jumped = {sku for sku, ids in by_sku.items() if ctx.conn.scalar(last_q, {"b_sku": sku}) != ids[-1][0]}
     recompute_etas(ctx, jumped)
     at_tail = sorted(set(by_sku) - jumped)
     if not at_tail:
@@ -368,11 +417,10 @@ def iso(d: Any) -> str | None:
 
 def clear_eta_of_filled(ctx: Ctx, line_ids: Iterable[int]) -> None:
     """A line that no longer waits has no ETA of its own."""
-    ids = sorted(set(line_ids))
-    if ids:
+    for part in chunks(sorted(set(line_ids))):
         ctx.conn.execute(
             update(order_lines)
-            .where(order_lines.c.id.in_(ids), order_lines.c.backordered_qty == 0)
+            .where(order_lines.c.id.in_(part), order_lines.c.backordered_qty == 0)
             .values(eta=None, eta_basis=None)
         )
 

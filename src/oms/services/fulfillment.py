@@ -41,7 +41,7 @@ def advance_shipment(
     nxt = advance(ShipmentStatus(head.status), carrier, tracking_number)
     values: dict[str, Any] = {"status": nxt.value, "updated_at": ctx.now}
     if nxt is ShipmentStatus.DISPATCHED:
-        values |= {"carrier": carrier, "tracking_number": tracking_number}
+        values |= {"carrier": carrier, "tracking_number": tracking_number, "dispatched_at": ctx.now}
         _dispatch(ctx, shipment_id, lines)
     ctx.conn.execute(update(shipments).where(shipments.c.id == shipment_id).values(**values))
     ctx.event(
@@ -68,6 +68,7 @@ def _dispatch(ctx: Ctx, shipment_id: int, lines: list[Any]) -> None:
             allocated_qty=order_lines.c.allocated_qty - bindparam("b_qty"),
             released_qty=order_lines.c.released_qty - bindparam("b_qty"),
             shipped_qty=order_lines.c.shipped_qty + bindparam("b_qty"),
+            dispatched_at=ctx.now,
         ),
         [{"b_id": r.line_id, "b_qty": r.qty} for r in lines],
     )

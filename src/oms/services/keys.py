@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -43,11 +45,39 @@ def authenticate(conn: Connection, token: str) -> Principal | None:
     ).first()
     if row is None:
         return None
-    return Principal(row.name, Role(row.role), row.channel)
+    return Principal(row.name, Role(row.role), row.channel, row.id)
 
 
 def touch(conn: Connection, token: str) -> None:
     conn.execute(update(api_keys).where(api_keys.c.key_hash == _digest(token)).values(last_used_at=utcnow()))
+
+
+def record_use(conn: Connection, key_id: int) -> None:
+    """Stamp a key's last-used time."""
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=utcnow()))
+
+
+class UsageClock:
+    """Tells when a key's last-used time is due for a write: at most once per interval per process.
+
+    A busy key would otherwise turn every read into a write on its api_keys row.
+    """
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, key_id: int, now: float | None = None) -> bool:
+        at = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last.get(key_id)
+            if last is not None and at - last < self.interval_s:
+                return False
+            if len(self._last) > 100_000:  # bounded memory with many short-lived keys
+                self._last.clear()
+            self._last[key_id] = at
+            return True
 
 
 def list_keys(conn: Connection) -> list[dict[str, Any]]:

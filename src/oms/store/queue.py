@@ -62,3 +62,18 @@ def after(table: Table, fields: Sequence[SortField], values: Sequence[Any]) -> C
 def before(table: Table, fields: Sequence[SortField], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly before `values` in the order of `fields` (who is ahead)."""
     return _keyset(table, fields, values, later=False)
+
+
+def before_levels(table: Table, fields: Sequence[SortField], values: Sequence[Any]) -> list[ColumnElement[bool]]:
+    """`before` split into disjoint predicates: equal on the first i fields and strictly before on field i.
+
+    Each one is an index range (an equality prefix and one bound), so counting the rows ahead of a
+    line costs its position, not the length of its queue as the single OR chain does.
+    """
+    levels: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for f, value in zip(fields, values, strict=True):
+        strict, eq = _step(table.c[f.attr], f, value, later=False)
+        levels.append(and_(*equal, strict))
+        equal.append(eq)
+    return levels

@@ -101,6 +101,7 @@ order_lines = Table(
     Column("eta_basis", String(80)),
     Column("promised_date", Date),  # the first ETA ever given: the promise kept or broken
     Column("backordered_at", UTCDateTime),
+    Column("dispatched_at", UTCDateTime, index=True),  # when its latest units left: lead-time reports
     Column("order_number", String(64), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("customer_id", String(64), nullable=False),
@@ -125,6 +126,16 @@ order_lines = Table(
     Index("ix_order_lines_pending_channel", "channel", "placed_at", postgresql_where=pending, sqlite_where=pending),
     Index(
         "ix_order_lines_pending_age",
+        "placed_at",
+        "order_number",
+        "line_no",
+        postgresql_where=pending,
+        sqlite_where=pending,
+    ),
+    # The Back Orders tab's default order across SKUs (migration 0003).
+    Index(
+        "ix_order_lines_pending_priority",
+        text("priority DESC"),
         "placed_at",
         "order_number",
         "line_no",
@@ -208,6 +219,7 @@ shipments = Table(
     Column("tracking_number", String(100)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("dispatched_at", UTCDateTime, index=True),  # set once, on dispatch: lead-time reports read it
 )
 
 shipment_lines = Table(
@@ -276,4 +288,63 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
+)
+
+# ---- notifications: the outbox, webhook subscriptions, delivery log ------------------------------
+
+# A notification written in the same transaction as the change that caused it; workers deliver it
+# after commit. `id` is stable across retries (the webhook-id header, the email's Message-ID).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # email, webhook
+    Column("event_type", String(40), nullable=False),  # a template name or the business event's type
+    Column("recipient", String(500), nullable=False),  # an email address or a webhook URL
+    Column("subscription_id", ForeignKey("webhook_subscriptions.id")),
+    Column("order_number", String(64), index=True),
+    Column("channel", String(64)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime),
+    Column("locked_by", String(100)),
+    Column("last_error", String(1000)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index(
+        "ix_outbox_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+    Index("ix_outbox_created", "created_at", "id"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(500), nullable=False),
+    Column("event_types", JSON, nullable=False),  # a list of event types; ["*"] = every event
+    Column("secret", String(100), nullable=False),  # "whsec_" + base64 key (Standard Webhooks)
+    Column("description", String(200)),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscription_id", ForeignKey("webhook_subscriptions.id"), nullable=False, index=True),
+    Column("message_id", String(40), nullable=False, index=True),
+    Column("event_type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("ok", Integer, nullable=False),
+    Column("error", String(1000)),
+    Column("duration_ms", Integer, nullable=False),
 )

@@ -1,0 +1,208 @@
+"""Routes for notifications (the outbox), webhooks, line explanations and the customer's order page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import Field, field_validator
+
+from oms.domain.access import Action, Principal
+from oms.domain.errors import DomainError
+from oms.notify import links, webhooks
+from oms.notify.email import env
+from oms.services import customer_link, outbox
+from oms.services.common import Ctx
+from oms.services.explain import explain
+from oms.store.db import Store
+
+from .app import require
+from .schemas import Body, Code
+
+api = APIRouter()
+public = APIRouter()
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=2000)]
+Filter = Annotated[str | None, Query(max_length=64)]
+SubId = Annotated[int, Path(ge=1, le=2**53)]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+class WebhookIn(Body):
+    url: Annotated[str, Field(min_length=8, max_length=500)]
+    event_types: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field(min_length=1, max_length=50)]
+    description: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+# ---- notifications ------------------------------------------------------------------------------
+
+
+@api.get("/notifications", tags=["notifications"])
+def list_notifications(
+    request: Request,
+    channel: Filter = None,
+    order_number: Filter = None,
+    status: Literal["pending", "delivered", "dead"] | None = None,
+    kind: Literal["email", "webhook"] | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    """Outbox records, oldest first: `status=dead` lists the dead letters."""
+    scope = who.channel_scope
+    if scope is not None and channel not in (None, scope):
+        return {"items": [], "next_cursor": None}
+    return _store(request).read(
+        lambda c: outbox.list_notifications(
+            c,
+            channel=scope or channel,
+            order_number=order_number,
+            status=status,
+            kind=kind,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
+
+
+@api.post("/notifications/{message_id}/retry", tags=["notifications"])
+def retry_notification(
+    message_id: Annotated[str, Path(max_length=40)],
+    request: Request,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    """Send a dead notification again (same id, attempts start over)."""
+    return _store(request).write(lambda c: outbox.retry_notification(Ctx(c, actor=who.name), message_id))
+
+
+# ---- webhooks -----------------------------------------------------------------------------------
+
+
+@api.post("/webhooks", status_code=201, tags=["webhooks"])
+def create_webhook(
+    body: WebhookIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+) -> dict[str, Any]:
+    """Subscribe a URL to event types ("*" = all). The signing secret is shown only in this answer.
+
+    Each delivery is signed as Standard Webhooks: headers webhook-id (the stable message id),
+    webhook-timestamp (Unix seconds) and webhook-signature = "v1," + base64(HMAC-SHA256(key,
+    f"{id}.{timestamp}.{body}")), where key is the base64-decoded part of the secret after "whsec_".
+    """
+    secret = webhooks.new_secret()
+    return _store(request).write(
+        lambda c: outbox.create_subscription(
+            Ctx(c, actor=who.name), body.url, body.event_types, secret, body.description
+        )
+    )
+
+
+@api.get("/webhooks", tags=["webhooks"])
+def list_webhooks(request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
+    return _store(request).read(outbox.list_subscriptions)
+
+
+@api.get("/webhooks/{sub_id}", tags=["webhooks"])
+def get_webhook(sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
+    return _store(request).read(lambda c: outbox.get_subscription(c, sub_id))
+
+
+@api.delete("/webhooks/{sub_id}", tags=["webhooks"])
+def delete_webhook(
+    sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))
+) -> dict[str, Any]:
+    """Deactivate a subscription; its undelivered messages become dead."""
+    return _store(request).write(lambda c: outbox.deactivate_subscription(Ctx(c, actor=who.name), sub_id))
+
+
+@api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"])
+def webhook_deliveries(
+    sub_id: SubId,
+    request: Request,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    """Every delivery attempt, newest first: status code, error, duration."""
+    return _store(request).read(lambda c: outbox.list_deliveries(c, sub_id, limit, cursor))
+
+
+# ---- explain ------------------------------------------------------------------------------------
+
+
+@api.get("/orders/{order_number}/lines/{line_no}/explain", tags=["orders"])
+def explain_line(
+    order_number: Code,
+    line_no: Annotated[int, Path(ge=1, le=100_000)],
+    request: Request,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    """Why the line waits: queue position, units ahead, incoming supply by date, the ETA's basis, the rule."""
+    today = datetime.now(UTC).date()
+    return _store(request).read(lambda c: explain(c, order_number, line_no, today, who.channel_scope))
+
+
+# ---- the customer's page ------------------------------------------------------------------------
+
+
+def _order_of(request: Request, token: str) -> str | None:
+    return links.read_token(links.store_secret(_store(request)), token)
+
+
+def _page(request: Request, order_number: str, message: str | None = None, status: int = 200) -> HTMLResponse:
+    order = _store(request).read(lambda c: customer_link.customer_view(c, order_number))
+    waiting = any(line["backordered_qty"] for line in order["lines"])
+    html = env.get_template("customer_page.html").render(order=order, waiting=waiting, message=message)
+    return HTMLResponse(
+        html, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
+
+
+NOT_FOUND = HTMLResponse("<!doctype html><title>Not found</title><p>Not found.</p>", status_code=404)
+
+
+@public.get("/c/{token}", include_in_schema=False)
+def customer_page(token: Annotated[str, Path(max_length=500)], request: Request) -> Response:
+    order_number = _order_of(request, token)
+    if order_number is None:
+        return NOT_FOUND
+    return _page(request, order_number)
+
+
+@public.post("/c/{token}", include_in_schema=False)
+def customer_choice(
+    token: Annotated[str, Path(max_length=500)],
+    request: Request,
+    action: Annotated[Literal["cancel", "wait"], Form()],
+    line_no: Annotated[int | None, Form()] = None,
+) -> Response:
+    order_number = _order_of(request, token)
+    if order_number is None:
+        return NOT_FOUND
+    store = _store(request)
+    if action == "wait":
+        store.write(lambda c: customer_link.keep_waiting(Ctx(c, actor="customer"), order_number))
+        return _page(request, order_number, "Thank you: your order keeps its place in the queue.")
+    try:
+        store.write(lambda c: customer_link.cancel_waiting(Ctx(c, actor="customer"), order_number, line_no))
+    except DomainError as exc:
+        return _page(request, order_number, exc.detail, status=409)
+    return _page(request, order_number, "Done: the waiting items are cancelled. You will get a confirmation email.")
+
+
+def include(app: FastAPI) -> None:
+    """Mount these routes: the API ones under /api/v1, the customer page at the root."""
+    app.include_router(api, prefix="/api/v1")
+    app.include_router(public)

@@ -1,0 +1,1 @@
+"""Benchmark support: a fast generator of realistic stores with a million waiting lines."""

@@ -1,0 +1,67 @@
+"""Signed links to the customer's order page (/c/{token}): they expire, and a tampered one reads as nothing."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+from sqlalchemy import Connection
+
+from oms.services.common import get_setting, put_setting
+from oms.store.db import Store
+
+SECRET_SETTING = "secret_key"
+SALT = "oms.customer-link"
+DEFAULT_MAX_AGE_DAYS = 30
+
+
+def secret_key(conn: Connection) -> str:
+    """OMS_SECRET_KEY, else a random key made once and kept in the settings table."""
+    env = os.environ.get("OMS_SECRET_KEY")
+    if env:
+        return env
+    found = get_setting(conn, SECRET_SETTING)
+    if found is not None:
+        return str(found[0]["key"])
+    key = secrets.token_urlsafe(32)
+    put_setting(conn, SECRET_SETTING, {"key": key})
+    return key
+
+
+def max_age_seconds() -> int:
+    days = os.environ.get("OMS_LINK_MAX_AGE_DAYS", "")
+    return int(float(days) * 86400) if days.replace(".", "", 1).isdigit() else DEFAULT_MAX_AGE_DAYS * 86400
+
+
+def make_token(secret: str, order_number: str) -> str:
+    return URLSafeTimedSerializer(secret, salt=SALT).dumps({"o": order_number})
+
+
+def read_token(secret: str, token: str, max_age: int | None = None) -> str | None:
+    """The order number a valid, unexpired token names; None for anything else."""
+    try:
+        data = URLSafeTimedSerializer(secret, salt=SALT).loads(
+            token, max_age=max_age if max_age is not None else max_age_seconds()
+        )
+    except BadData:
+        return None
+    value = data.get("o") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def public_url() -> str:
+    return os.environ.get("OMS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def order_link(secret: str, order_number: str) -> str:
+    return f"{public_url()}/c/{make_token(secret, order_number)}"
+
+
+def store_secret(store: Store) -> str:
+    """The link secret, read in a read transaction; made (once) in a write only when missing."""
+    env = os.environ.get("OMS_SECRET_KEY")
+    if env:
+        return env
+    found = store.read(lambda c: get_setting(c, SECRET_SETTING))
+    return str(found[0]["key"]) if found is not None else store.write(secret_key)

@@ -1,0 +1,919 @@
+"""Reports: the read side's set-based figures on back-order health, lead times and promises.
+
+Every figure is grouped and summed in the database. Percentiles are `percentile_cont` on
+PostgreSQL; SQLite has no percentile aggregate, so there each one is read as at most two rows of an
+ordered select of the one column (`ORDER BY x LIMIT 2 OFFSET k`) and interpolated the way
+`percentile_cont` does. Nothing loads the lines into Python.
+
+Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
+time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
+
+Cancellation reasons are free text; `classify_reason` sorts them into three classes by a small
+rule (see there). Ages count whole days since the order was placed, as the Back Orders tab does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
+
+from oms.domain.errors import Invalid
+from oms.store.tables import (
+    allocations,
+    customers,
+    events,
+    order_lines,
+    orders,
+    outbox,
+    po_lines,
+    products,
+    purchase_orders,
+    receipts,
+    stock_movements,
+)
+
+ol = order_lines
+
+# (label, the youngest age in whole days); the last bucket has no upper end.
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
+REASON_CLASSES = ("customer", "aged_out", "operations")
+GROUPS_BACKORDERS = ("sku", "customer", "channel", "tier")
+GROUPS_FILL_RATE = ("sku", "channel", "day", "week")
+GROUPS_PROMISE = ("sku", "channel")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A report's period [start, end) in UTC and channel; None means unbounded / every channel."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    channel: str | None = None
+
+    def period(self, col: Any) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            out.append(col >= self.start)
+        if self.end is not None:
+            out.append(col < self.end)
+        return out
+
+    def date_period(self, col: Any) -> list[ColumnElement[bool]]:
+        """The period for a DATE column: the days the period touches."""
+        out: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            out.append(col >= self.start.astimezone(UTC).date())
+        if self.end is not None:
+            out.append(col <= (self.end.astimezone(UTC) - timedelta(microseconds=1)).date())
+        return out
+
+    def on_channel(self, col: Any) -> list[ColumnElement[bool]]:
+        return [col == self.channel] if self.channel else []
+
+
+def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
+    """A period bound: a date means its midnight (UTC); as an end it means the next midnight."""
+    if value is None or value == "":
+        return None
+    t: datetime | None
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        raise Invalid(
+            f"'{field}' must be a date (2026-11-01) or an RFC 3339 time with a zone (2026-11-01T08:00:00Z).",
+            [{"field": field, "value": value, "reason": "not a date or RFC 3339 time"}],
+        )
+    return t.astimezone(UTC)
+
+
+def filters_from(from_: str | None, to: str | None, channel: str | None) -> Filters:
+    """Filters from the API's or the CLI's `from`, `to` and `channel` (a date `to` takes in its day)."""
+    start = parse_bound(from_, "from", end=False)
+    stop = parse_bound(to, "to", end=True)
+    if start is not None and stop is not None and stop <= start:
+        raise Invalid("'to' must come after 'from'.", [{"field": "to", "value": to, "reason": "not after from"}])
+    return Filters(start, stop, channel or None)
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def money(cents: int | None) -> str:
+    return f"{Decimal(int(cents or 0)) / 100:.2f}"
+
+
+def cents(col: Any) -> Any:
+    """A Money column as its stored integer cents, so SQL sums stay exact."""
+    return type_coerce(col, BigInteger)
+
+
+def ratio(part: int | None, whole: int | None) -> float | None:
+    return round((part or 0) / whole, 4) if whole else None
+
+
+def _round(x: float | None, places: int = 2) -> float | None:
+    return None if x is None else round(float(x), places)
+
+
+def _hours(conn: Connection, later: Any, earlier: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def _utc_date(conn: Connection, ts: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return cast(func.timezone("UTC", ts), Date)
+    return func.date(ts)
+
+
+def _days_between(conn: Connection, later: Any, earlier: Any) -> Any:
+    """Whole days from one DATE to another."""
+    if conn.dialect.name == "postgresql":
+        return later - earlier
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
+def _day_key(conn: Connection, ts: Any, week: bool) -> Any:
+    """A timestamp's UTC day (or the Monday of its ISO week) as 'YYYY-MM-DD'."""
+    if conn.dialect.name == "postgresql":  # grouped as DATE (cheaper than text), shown as 'YYYY-MM-DD'
+        utc = func.timezone("UTC", ts)
+        return cast(func.date_trunc("week", utc) if week else utc, Date)
+    return func.date(ts, "weekday 0", "-6 days") if week else func.date(ts)
+
+
+def _age_days(now: datetime, oldest: datetime | None) -> int | None:
+    return None if oldest is None else max(0, (now - oldest).days)
+
+
+def _bucket_conditions(now: datetime) -> list[tuple[str, ColumnElement[bool]]]:
+    """Each age bucket as a condition on placed_at (age = whole days since placement)."""
+    out = []
+    for i, (label, youngest) in enumerate(AGE_BUCKETS):
+        conds = []
+        if i + 1 < len(AGE_BUCKETS):
+            conds.append(ol.c.placed_at > now - timedelta(days=AGE_BUCKETS[i + 1][1]))
+        if youngest > 0:
+            conds.append(ol.c.placed_at <= now - timedelta(days=youngest))
+        out.append((label, and_(true(), *conds)))
+    return out
+
+
+# ---- percentiles --------------------------------------------------------------------------------
+
+PCTS = (0.5, 0.9)
+
+
+def _interpolate(lo: float, hi: float, frac: float) -> float:
+    return lo + (hi - lo) * frac
+
+
+def distribution(conn: Connection, values: Select[Any]) -> dict[str, Any]:
+    """count, p50, p90, max of a one-column select (column `x`), as percentile_cont computes them."""
+    sq = values.subquery()
+    x = sq.c.x
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            select(func.count(x), *(func.percentile_cont(p).within_group(x) for p in PCTS), func.max(x))
+        ).one()
+        return _stats(int(row[0]), [None if p is None else float(p) for p in row[1:-1]], row[-1])
+    n, mx = conn.execute(select(func.count(x), func.max(x))).one()
+    found: list[float | None] = []
+    for p in PCTS:
+        if not n:
+            found.append(None)
+            continue
+        k = p * (int(n) - 1)
+        lo = math.floor(k)
+        ordered = select(x).where(x.is_not(None)).order_by(x).limit(2).offset(lo)
+        two = [float(v) for v in conn.execute(ordered).scalars()]
+        found.append(_interpolate(two[0], two[-1], k - lo))
+    return _stats(int(n), found, mx)
+
+
+def _stats(n: int, ps: Sequence[float | None], mx: Any) -> dict[str, Any]:
+    return {
+        "count": n,
+        "p50": _round(ps[0]),
+        "p90": _round(ps[1]),
+        "max": _round(None if mx is None else float(mx)),
+    }
+
+
+# ---- building blocks ----------------------------------------------------------------------------
+
+
+def _placement_units() -> Any:
+    """Each line's allocation at placement: placing an order writes at most one such row per line,
+    so an outer join on it keeps one row per line and needs no grouping first."""
+    return allocations.alias("at_once")
+
+
+def _joins_placement(at_once: Any) -> ColumnElement[bool]:
+    return and_(at_once.c.line_id == ol.c.id, at_once.c.source == "placement")
+
+
+def _taken_at_placement() -> Any:
+    """Units a line took at placement: all of them unless it ever waited (backordered_at is set only
+    then), else its placement allocation, looked up by index for those lines alone."""
+    a = allocations.alias("at_once")
+    placed = select(a.c.qty).where(a.c.line_id == ol.c.id, a.c.source == "placement").limit(1).scalar_subquery()
+    return case((ol.c.backordered_at.is_(None), ol.c.qty), else_=func.coalesce(placed, 0))
+
+
+def _fully_dispatched() -> ColumnElement[bool]:
+    return and_(ol.c.shipped_qty > 0, ol.c.shipped_qty + ol.c.cancelled_qty == ol.c.qty)
+
+
+# ---- pending back orders ------------------------------------------------------------------------
+
+
+def _pending_where(f: Filters) -> list[ColumnElement[bool]]:
+    return [ol.c.backordered_qty > 0, *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)]
+
+
+def pending_backorders(conn: Connection, f: Filters, now: datetime, group_by: str) -> dict[str, Any]:
+    """Lines waiting now, by SKU, customer, channel or customer tier: lines, units, value, ages."""
+    if group_by not in GROUPS_BACKORDERS:
+        raise ValueError(group_by)
+    key: Any = {
+        "sku": ol.c.sku,
+        "customer": ol.c.customer_id,
+        "channel": ol.c.channel,
+        "tier": customers.c.tier,
+    }[group_by]
+    buckets = _bucket_conditions(now)
+    q = select(
+        key.label("key"),
+        func.count().label("lines"),
+        func.sum(ol.c.backordered_qty).label("units"),
+        func.sum(cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        func.min(ol.c.placed_at).label("oldest"),
+        *(func.sum(case((cond, ol.c.backordered_qty), else_=0)).label(f"b{i}") for i, (_, cond) in enumerate(buckets)),
+    ).where(*_pending_where(f))
+    if group_by == "tier":
+        q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
+    rows = conn.execute(q.group_by(key).order_by(func.sum(ol.c.backordered_qty).desc(), key)).all()
+    items = [
+        {
+            group_by: r.key,
+            "lines": int(r.lines),
+            "units": int(r.units),
+            "value": money(r.value),
+            "oldest_age_days": _age_days(now, r.oldest),
+            "units_by_age": {label: int(getattr(r, f"b{i}")) for i, (label, _) in enumerate(buckets)},
+        }
+        for r in rows
+    ]
+    total = _pending_total(conn, f, now) | {
+        "units_by_age": {label: sum(i["units_by_age"][label] for i in items) for label, _ in AGE_BUCKETS}
+    }
+    return {"group_by": group_by, "items": items, "total": total}
+
+
+def _pending_total(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
+    row = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(ol.c.backordered_qty), 0),
+            func.coalesce(func.sum(cents(ol.c.unit_price) * ol.c.backordered_qty), 0),
+            func.min(ol.c.placed_at),
+        ).where(*_pending_where(f))
+    ).one()
+    return {
+        "lines": int(row[0]),
+        "units": int(row[1]),
+        "value": money(row[2]),
+        "oldest_age_days": _age_days(now, row[3]),
+    }
+
+
+def _by_age_bucket(conn: Connection, f: Filters, now: datetime) -> dict[str, dict[str, Any]]:
+    buckets = _bucket_conditions(now)
+    label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
+    # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
+    waiting = (
+        select(
+            label.label("bucket"),
+            ol.c.backordered_qty.label("units"),
+            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        )
+        .where(*_pending_where(f))
+        .subquery("waiting")
+    )
+    rows = conn.execute(
+        select(waiting.c.bucket, func.count(), func.sum(waiting.c.units), func.sum(waiting.c.value)).group_by(
+            waiting.c.bucket
+        )
+    ).all()
+    out = {name: {"lines": 0, "units": 0, "value": "0.00"} for name, _ in AGE_BUCKETS}
+    for bucket, n, units, value in rows:
+        out[bucket] = {"lines": int(n), "units": int(units), "value": money(value)}
+    return out
+
+
+# ---- lead times ---------------------------------------------------------------------------------
+
+
+def _dispatched_lines(conn: Connection, f: Filters) -> Select[Any]:
+    """Fully dispatched lines in the period: (waited, hours from placement to their latest dispatch)."""
+    return select(
+        ol.c.backordered_at.is_not(None).label("waited"),
+        _hours(conn, ol.c.dispatched_at, ol.c.placed_at).label("x"),
+    ).where(_fully_dispatched(), *f.period(ol.c.dispatched_at), *f.on_channel(ol.c.channel))
+
+
+def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, Any]]:
+    """Lead-time distributions: over all fully dispatched lines, and split by whether they waited."""
+    lines = _dispatched_lines(conn, f)
+    if conn.dialect.name == "postgresql":  # one scan: the split and the whole as grouping sets
+        sq = lines.subquery()
+        x = sq.c.x
+        out = {"all": _stats(0, [None, None], None), "backordered": _stats(0, [None, None], None)}
+        out["not_backordered"] = out["backordered"]
+        q = select(
+            sq.c.waited,
+            func.grouping(sq.c.waited),
+            func.count(x),
+            *(func.percentile_cont(p).within_group(x) for p in PCTS),
+            func.max(x),
+        ).group_by(func.rollup(sq.c.waited))
+        for waited, whole, n, *ps, mx in conn.execute(q):
+            key = "all" if whole else ("backordered" if waited else "not_backordered")
+            out[key] = _stats(int(n), [None if p is None else float(p) for p in ps], mx)
+        return out
+    return {
+        "all": distribution(conn, lines.with_only_columns(lines.selected_columns.x)),
+        "backordered": distribution(
+            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_not(None))
+        ),
+        "not_backordered": distribution(
+            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_(None))
+        ),
+    }
+
+
+def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
+    a = allocations
+    # A line whose last allocation is in the period has one at or after its start: filtering on
+    # the start before grouping keeps the maximum right and the grouping small.
+    last = (
+        select(a.c.line_id.label("line_id"), func.max(a.c.at).label("allocated_at"))
+        .where(a.c.source != "placement", *([a.c.at >= f.start] if f.start is not None else []))
+        .group_by(a.c.line_id)
+        .subquery("last_allocation")
+    )
+    q = (
+        select(_hours(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
+        .join_from(ol, last, last.c.line_id == ol.c.id)
+        .where(
+            ol.c.backordered_at.is_not(None),
+            ol.c.backordered_qty == 0,
+            *f.period(last.c.allocated_at),
+            *f.on_channel(ol.c.channel),
+        )
+    )
+    return distribution(conn, q)
+
+
+def _receipt_to_allocation(conn: Connection, f: Filters) -> dict[str, Any]:
+    a = allocations
+    q = (
+        select(_hours(conn, a.c.at, receipts.c.received_at).label("x"))
+        .join_from(a, receipts, and_(a.c.source == "receipt", receipts.c.grn_number == a.c.ref))
+        .where(*f.period(a.c.at))
+    )
+    if f.channel:
+        q = q.join(ol, ol.c.id == a.c.line_id).where(ol.c.channel == f.channel)
+    return distribution(conn, q)
+
+
+def lead_times(conn: Connection, f: Filters) -> dict[str, Any]:
+    """Placed → dispatched (by whether the line waited), back-ordered → allocated, receipt → allocation.
+
+    A line counts once it is fully dispatched (every unit not cancelled has left), at the time its
+    last units left; the period bounds that time. The back-order wait of a line ends at its last
+    allocation after placement, once nothing of it waits any more; the period bounds that time.
+    Receipt → allocation is per allocation made by a goods receipt, from the GRN's received_at.
+    """
+    lead = _placed_to_dispatched(conn, f)
+    rows = [
+        ("placed_to_dispatched", "all", lead["all"]),
+        ("placed_to_dispatched", "backordered", lead["backordered"]),
+        ("placed_to_dispatched", "not_backordered", lead["not_backordered"]),
+        ("backorder_wait", "backordered", _backorder_wait(conn, f)),
+        ("receipt_to_allocation", "all", _receipt_to_allocation(conn, f)),
+    ]
+    return {
+        "unit": "hours",
+        "items": [{"measure": m, "segment": s, **stats} for m, s, stats in rows],
+    }
+
+
+# ---- cancellations ------------------------------------------------------------------------------
+
+_AGED_WORDS = ("aged", "auto-cancel", "auto cancel", "autocancel", "auto_cancel", "expired", "too long", "older than")
+_CUSTOMER_WORDS = ("customer", "buyer", "client", "changed mind", "changed their mind", "no longer want")
+
+
+def classify_reason(reason: str | None) -> str:
+    """A free-text cancel reason's class.
+
+    `aged_out` when it speaks of age or automatic cancellation ("aged", "auto-cancel", "expired",
+    "too long", "older than"); else `customer` when it names the customer or buyer ("customer",
+    "buyer", "client", "changed mind", "no longer want"); else `operations` (stock errors,
+    discontinued items, fraud, duplicates and anything unrecognised).
+    """
+    text = (reason or "").lower()
+    if any(w in text for w in _AGED_WORDS):
+        return "aged_out"
+    if any(w in text for w in _CUSTOMER_WORDS):
+        return "customer"
+    return "operations"
+
+
+def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
+    """Units cancelled per free-text reason: (reason, cancellations, units, back-ordered units)."""
+    e = events
+    reason = e.c.data["reason"].as_string()
+    if conn.dialect.name == "postgresql":
+        item = func.json_array_elements(e.c.data["lines"]).table_valued("value").alias("item")
+        qty = cast(item.c.value.op("->>")("qty"), Integer)
+        waited = cast(item.c.value.op("->>")("backordered"), Integer)
+    else:
+        item = func.json_each(e.c.data, "$.lines").table_valued("value").alias("item")
+        qty = cast(func.json_extract(item.c.value, "$.qty"), Integer)
+        waited = cast(func.json_extract(item.c.value, "$.backordered"), Integer)
+    inner = (
+        select(e.c.id.label("event_id"), reason.label("reason"), qty.label("qty"), waited.label("waited"))
+        .select_from(e)
+        .join(item, true())
+        .where(e.c.type == "cancelled", *f.period(e.c.at))
+    )
+    if f.channel:
+        inner = inner.join(orders, orders.c.order_number == e.c.order_number).where(orders.c.channel == f.channel)
+    sq = inner.subquery("cancelled_lines")
+    q = select(
+        sq.c.reason,
+        func.count(func.distinct(sq.c.event_id)).label("cancellations"),
+        func.sum(sq.c.qty).label("units"),
+        func.sum(sq.c.waited).label("backordered_units"),
+    ).group_by(sq.c.reason)
+    return list(conn.execute(q))
+
+
+def _units_backordered(conn: Connection, f: Filters) -> int:
+    """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
+    at_once = _placement_units()
+    q = (
+        select(func.coalesce(func.sum(ol.c.qty - func.coalesce(at_once.c.qty, 0)), 0))
+        .select_from(ol)
+        .outerjoin(at_once, _joins_placement(at_once))
+        .where(ol.c.backordered_at.is_not(None), *f.period(ol.c.backordered_at), *f.on_channel(ol.c.channel))
+    )
+    return int(conn.execute(q).scalar_one())
+
+
+def cancellations(conn: Connection, f: Filters) -> dict[str, Any]:
+    """Units cancelled in the period by reason class, and as a share of the units that were back-ordered.
+
+    `share_of_backordered_units` divides back-ordered units cancelled in the period by the units
+    back-ordered in the period (lines whose wait began then).
+    """
+    per_class = {c: {"cancellations": 0, "units": 0, "backordered_units": 0} for c in REASON_CLASSES}
+    for r in _cancel_rows(conn, f):
+        acc = per_class[classify_reason(r.reason)]
+        acc["cancellations"] += int(r.cancellations)
+        acc["units"] += int(r.units or 0)
+        acc["backordered_units"] += int(r.backordered_units or 0)
+    waited = _units_backordered(conn, f)
+    items = [
+        {"reason": c, **v, "share_of_backordered_units": ratio(v["backordered_units"], waited)}
+        for c, v in per_class.items()
+    ]
+    total_back = sum(v["backordered_units"] for v in per_class.values())
+    return {
+        "items": items,
+        "total": {
+            "cancellations": sum(v["cancellations"] for v in per_class.values()),
+            "units": sum(v["units"] for v in per_class.values()),
+            "backordered_units": total_back,
+            "units_backordered": waited,
+            "share_of_backordered_units": ratio(total_back, waited),
+        },
+    }
+
+
+# ---- fill rate at placement ---------------------------------------------------------------------
+
+
+def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
+    """Units allocated the moment they were ordered / units ordered, for orders placed in the period."""
+    if group_by not in GROUPS_FILL_RATE:
+        raise ValueError(group_by)
+    key: Any
+    if group_by in ("day", "week"):
+        key = _day_key(conn, ol.c.placed_at, week=group_by == "week")
+    else:
+        key = ol.c.sku if group_by == "sku" else ol.c.channel
+    lines = (
+        select(key.label("key"), ol.c.qty.label("qty"), _taken_at_placement().label("taken"))
+        .where(*f.period(ol.c.placed_at), *f.on_channel(ol.c.channel))
+        .subquery("placed")
+    )
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("lines"),
+            func.coalesce(func.sum(lines.c.qty), 0).label("ordered"),
+            func.coalesce(func.sum(lines.c.taken), 0).label("taken"),
+            func.coalesce(func.sum(case((lines.c.taken >= lines.c.qty, 1), else_=0)), 0).label("filled"),
+        ).select_from(lines)
+
+    def shape(r: Any) -> dict[str, Any]:
+        return {
+            "lines": int(r.lines),
+            "lines_filled_at_placement": int(r.filled),
+            "units_ordered": int(r.ordered),
+            "units_allocated_at_placement": int(r.taken),
+            "fill_rate": ratio(int(r.taken), int(r.ordered)),
+        }
+
+    rows = conn.execute(q(lines.c.key).group_by(lines.c.key).order_by(lines.c.key)).all()
+    total = conn.execute(q()).one()
+    return {
+        "group_by": group_by,
+        "items": [{group_by: str(r.key), **shape(r)} for r in rows],
+        "total": shape(total),
+    }
+
+
+# ---- promise accuracy ---------------------------------------------------------------------------
+
+
+def promise_accuracy(conn: Connection, f: Filters, today: date, group_by: str) -> dict[str, Any]:
+    """Back-ordered lines kept to their first promised ETA (order_lines.promised_date).
+
+    A line is judged once it is fully dispatched (on time when its last units left on or before
+    the promised day) or, still open, once its promised day has passed (late, and still late).
+    Slip is days past the promise: to the dispatch day, or to today for an open late line;
+    `mean_slip_days` is over the late lines. The period bounds the promised day.
+    """
+    if group_by not in GROUPS_PROMISE:
+        raise ValueError(group_by)
+    done = _fully_dispatched()
+    today_lit = literal(today, Date)
+    outstanding = ol.c.qty - ol.c.shipped_qty - ol.c.cancelled_qty
+    slip = case(
+        (done, _days_between(conn, _utc_date(conn, ol.c.dispatched_at), ol.c.promised_date)),
+        else_=_days_between(conn, today_lit, ol.c.promised_date),
+    )
+    judged = (
+        select(
+            (ol.c.sku if group_by == "sku" else ol.c.channel).label("key"),
+            done.label("done"),
+            slip.label("slip"),
+        )
+        .select_from(ol)
+        .where(
+            ol.c.backordered_at.is_not(None),
+            ol.c.promised_date.is_not(None),
+            or_(and_(done, ol.c.dispatched_at.is_not(None)), and_(outstanding > 0, ol.c.promised_date < today_lit)),
+            *f.date_period(ol.c.promised_date),
+            *f.on_channel(ol.c.channel),
+        )
+        .subquery("judged")
+    )
+    late = judged.c.slip > 0
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("n"),
+            func.coalesce(func.sum(case((late, 0), else_=1)), 0).label("on_time"),
+            func.coalesce(func.sum(case((and_(late, ~judged.c.done), 1), else_=0)), 0).label("late_open"),
+            func.avg(case((late, judged.c.slip))).label("mean_slip"),
+            func.max(case((late, judged.c.slip))).label("max_slip"),
+        ).select_from(judged)
+
+    def shape(r: Any) -> dict[str, Any]:
+        n, on_time = int(r.n), int(r.on_time)
+        return {
+            "lines_judged": n,
+            "on_time": on_time,
+            "late": n - on_time,
+            "late_still_open": int(r.late_open),
+            "on_time_rate": ratio(on_time, n),
+            "mean_slip_days": _round(None if r.mean_slip is None else float(r.mean_slip)),
+            "max_slip_days": None if r.max_slip is None else int(r.max_slip),
+        }
+
+    rows = conn.execute(q(judged.c.key).group_by(judged.c.key).order_by(judged.c.key)).all()
+    return {
+        "group_by": group_by,
+        "items": [{group_by: r.key, **shape(r)} for r in rows],
+        "total": shape(conn.execute(q()).one()),
+    }
+
+
+def supplier_on_time(conn: Connection, f: Filters, today: date) -> dict[str, Any]:
+    """Per supplier: PO lines received in full on or before their expected date.
+
+    A PO line's receipts are the GRNs booked against its PO for its SKU; it is complete on the
+    first receipt that brings its received units to its quantity. Lines of open POs whose expected
+    day has passed without completion count as late. Cancelled POs are left out. The period bounds
+    the expected day; `channel` does not apply.
+    """
+    po, pl, r, sm = purchase_orders, po_lines, receipts, stock_movements
+    running = (
+        select(
+            pl.c.id.label("po_line_id"),
+            r.c.received_at.label("received_at"),
+            pl.c.qty.label("qty"),
+            func.sum(sm.c.qty_delta)
+            .over(partition_by=pl.c.id, order_by=(r.c.received_at, r.c.id))
+            .label("received_so_far"),
+        )
+        .select_from(r)
+        .join(po, po.c.po_number == r.c.po_number)
+        .join(pl, pl.c.po_id == po.c.id)
+        .join(sm, and_(sm.c.kind == "receipt", sm.c.ref == r.c.grn_number, sm.c.sku == pl.c.sku))
+        .subquery("running")
+    )
+    complete = (
+        select(running.c.po_line_id, func.min(running.c.received_at).label("completed_at"))
+        .where(running.c.received_so_far >= running.c.qty)
+        .group_by(running.c.po_line_id)
+        .subquery("complete")
+    )
+    today_lit = literal(today, Date)
+    is_done = complete.c.completed_at.is_not(None)
+    late_days = case(
+        (is_done, _days_between(conn, _utc_date(conn, complete.c.completed_at), pl.c.expected_date)),
+        else_=_days_between(conn, today_lit, pl.c.expected_date),
+    )
+    judged = (
+        select(po.c.supplier.label("supplier"), is_done.label("done"), late_days.label("late_days"))
+        .select_from(pl)
+        .join(po, po.c.id == pl.c.po_id)
+        .outerjoin(complete, complete.c.po_line_id == pl.c.id)
+        .where(
+            po.c.status != "cancelled",
+            or_(is_done, pl.c.expected_date < today_lit),
+            *f.date_period(pl.c.expected_date),
+        )
+        .subquery("judged")
+    )
+    late = judged.c.late_days > 0
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("n"),
+            func.coalesce(func.sum(case((late, 0), else_=1)), 0).label("on_time"),
+            func.coalesce(func.sum(case((and_(late, ~judged.c.done), 1), else_=0)), 0).label("late_open"),
+            func.avg(case((late, judged.c.late_days))).label("mean_late"),
+        ).select_from(judged)
+
+    def shape(row: Any) -> dict[str, Any]:
+        n, on_time = int(row.n), int(row.on_time)
+        return {
+            "po_lines_judged": n,
+            "on_time": on_time,
+            "late": n - on_time,
+            "late_still_open": int(row.late_open),
+            "on_time_rate": ratio(on_time, n),
+            "mean_days_late": _round(None if row.mean_late is None else float(row.mean_late)),
+        }
+
+    rows = conn.execute(q(judged.c.supplier).group_by(judged.c.supplier).order_by(judged.c.supplier)).all()
+    return {
+        "items": [{"supplier": row.supplier, **shape(row)} for row in rows],
+        "total": shape(conn.execute(q()).one()),
+    }
+
+
+# ---- the summary (API.md) -----------------------------------------------------------------------
+
+
+def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
+    """The headline figures of GET /reports/summary.
+
+    Pending figures are the lines waiting now, of orders placed in the period; lead time and
+    back-order wait as in `lead_times`; cancellations by the cancel's time; fill rate over orders
+    placed in the period.
+    """
+    pending = _pending_total(conn, f, now)
+    lead = _placed_to_dispatched(conn, f)["all"]
+    wait = _backorder_wait(conn, f)
+    cancelled = {row["reason"]: row["units"] for row in cancellations(conn, f)["items"]}
+    fill = fill_rate_total(conn, f)
+    return {
+        "pending_backorder_lines": pending["lines"],
+        "pending_backorder_units": pending["units"],
+        "pending_backorder_value": pending["value"],
+        "by_age_bucket": _by_age_bucket(conn, f, now),
+        "lead_time_hours": {"p50": lead["p50"], "p90": lead["p90"]},
+        "backorder_wait_hours": {"p50": wait["p50"], "p90": wait["p90"]},
+        "cancelled_units_by_reason": cancelled,
+        "fill_rate_at_placement": fill,
+    }
+
+
+def fill_rate_total(conn: Connection, f: Filters) -> float | None:
+    ordered, taken = conn.execute(
+        select(func.coalesce(func.sum(ol.c.qty), 0), func.coalesce(func.sum(_taken_at_placement()), 0)).where(
+            *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)
+        )
+    ).one()
+    return ratio(int(taken), int(ordered))
+
+
+# ---- metrics (GET /metrics) ---------------------------------------------------------------------
+
+SKU_PENDING_BUCKETS = (1, 5, 10, 50, 100, 500, 1000)
+
+
+def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
+    """The database's gauges and counters for Prometheus: a handful of grouped selects."""
+    by_age = _by_age_bucket(conn, Filters(), now)
+    sku_units = [
+        int(n)
+        for n in conn.execute(
+            select(
+                *(
+                    func.coalesce(func.sum(case((products.c.backordered <= b, 1), else_=0)), 0)
+                    for b in SKU_PENDING_BUCKETS
+                ),
+                func.count(),
+                func.coalesce(func.sum(products.c.backordered), 0),
+            ).where(products.c.backordered > 0)
+        ).one()
+    ]
+    alloc = {
+        src: (int(n), int(units or 0))
+        for src, n, units in conn.execute(
+            select(allocations.c.source, func.count(), func.sum(allocations.c.qty)).group_by(allocations.c.source)
+        )
+    }
+    n_receipts = int(conn.execute(select(func.count()).select_from(receipts)).scalar_one())
+    received = int(
+        conn.execute(
+            select(func.coalesce(func.sum(stock_movements.c.qty_delta), 0)).where(stock_movements.c.kind == "receipt")
+        ).scalar_one()
+    )
+    backlog = {
+        (kind, status): (int(n), oldest)
+        for kind, status, n, oldest in conn.execute(
+            select(outbox.c.kind, outbox.c.status, func.count(), func.min(outbox.c.created_at))
+            .where(outbox.c.status.in_(("pending", "dead")))
+            .group_by(outbox.c.kind, outbox.c.status)
+        )
+    }
+    oldest = [t for (_, status), (_, t) in backlog.items() if status == "pending" and t is not None]
+    return {
+        "outbox": {key: n for key, (n, _) in backlog.items()},
+        "outbox_oldest_pending_seconds": max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0,
+        "pending_units_by_age": {k: v["units"] for k, v in by_age.items()},
+        "pending_lines_by_age": {k: v["lines"] for k, v in by_age.items()},
+        "sku_pending_le": list(zip(SKU_PENDING_BUCKETS, sku_units[: len(SKU_PENDING_BUCKETS)], strict=True)),
+        "sku_pending_count": sku_units[-2],
+        "sku_pending_sum": sku_units[-1],
+        "allocations": alloc,
+        "receipts": n_receipts,
+        "received_units": received,
+    }
+
+
+# ---- tables: the same figures as rows, for CSV and the CLI --------------------------------------
+
+REPORTS = ("summary", "backorders", "lead-times", "cancellations", "fill-rate", "promise-accuracy", "supplier-on-time")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level, keys joined with '.' (by_age_bucket.0-2.units)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out |= flatten(v, name + ".")
+        else:
+            out[name] = v
+    return out
+
+
+def as_table(name: str, data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """A report's rows: the items (flattened) for listings, metric/value pairs for the summary."""
+    if name == "summary":
+        return ["metric", "value"], [[k, v] for k, v in flatten(data).items()]
+    items: list[dict[str, Any]] = [flatten(i) for i in data["items"]]
+    columns = list(items[0]) if items else _empty_columns(name, data)
+    return columns, [[i.get(c) for c in columns] for i in items]
+
+
+def _empty_columns(name: str, data: Mapping[str, Any]) -> list[str]:
+    """The columns of a listing with no rows: its key, then the figures its total carries."""
+    first = {
+        "backorders": data.get("group_by", "key"),
+        "fill-rate": data.get("group_by", "key"),
+        "promise-accuracy": data.get("group_by", "key"),
+        "supplier-on-time": "supplier",
+        "cancellations": "reason",
+        "lead-times": "measure",
+    }[name]
+    return [first, *flatten(data.get("total", {})).keys()]
+
+
+def cell(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(v) for v in row])
+    return buf.getvalue()
+
+
+ReportFn = Callable[[Connection], dict[str, Any]]
+
+
+def tune(conn: Connection) -> None:
+    """Settings for this read transaction only: room to sort and hash in memory, no JIT compile.
+
+    Reports sort a column of every line in the period for its percentiles; PostgreSQL's default
+    4 MB spills that to disk, and JIT compilation costs more than it saves at this size.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def run(name: str, f: Filters, now: datetime, group_by: str | None = None) -> ReportFn:
+    """The named report as a read-only query; group_by falls back to each report's default."""
+    today = now.astimezone(UTC).date()
+    fn: ReportFn
+    match name:
+        case "summary":
+            fn = lambda c: summary(c, f, now)  # noqa: E731
+        case "backorders":
+            fn = lambda c: pending_backorders(c, f, now, group_by or "sku")  # noqa: E731
+        case "lead-times":
+            fn = lambda c: lead_times(c, f)  # noqa: E731
+        case "cancellations":
+            fn = lambda c: cancellations(c, f)  # noqa: E731
+        case "fill-rate":
+            fn = lambda c: fill_rate(c, f, group_by or "day")  # noqa: E731
+        case "promise-accuracy":
+            fn = lambda c: promise_accuracy(c, f, today, group_by or "sku")  # noqa: E731
+        case "supplier-on-time":
+            fn = lambda c: supplier_on_time(c, f, today)  # noqa: E731
+        case _:
+            raise ValueError(name)
+
+    def tuned(conn: Connection) -> dict[str, Any]:
+        tune(conn)
+        return fn(conn)
+
+    return tuned
+
+
+GROUP_CHOICES: dict[str, tuple[str, ...]] = {
+    "backorders": GROUPS_BACKORDERS,
+    "fill-rate": GROUPS_FILL_RATE,
+    "promise-accuracy": GROUPS_PROMISE,
+}

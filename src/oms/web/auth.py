@@ -1,0 +1,147 @@
+"""Dashboard sign-in: the session cookie, the signed-in user, role checks and CSRF.
+
+Reuse in any web router:  `user: User = Depends(require_user(Action.READ))`.  Every router
+included through `oms.web.mount.ROUTERS` has its POSTs checked for the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, insert, select
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from oms.domain.access import Action
+from oms.store.db import Store
+from oms.store.tables import settings
+
+from .users import User, active_user
+
+log = logging.getLogger("oms.web")
+SECRET_SETTING = "web_session_secret"
+SESSION_COOKIE = "oms_session"
+SESSION_MAX_AGE = 12 * 60 * 60
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+# Paths that never carry a dashboard session: the API keeps its bearer keys only.
+_NO_SESSION = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
+
+
+class LoginRequired(Exception):
+    """The page needs a signed-in person; the handler sends them to /login."""
+
+
+class WebError(Exception):
+    """A refusal shown as an HTML page (403 role, 403 CSRF, 404 unknown thing)."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _stored_secret(conn: Connection) -> str:
+    row = conn.execute(select(settings.c.value).where(settings.c.key == SECRET_SETTING)).first()
+    if row is not None:
+        return str(row.value["key"])
+    key = secrets.token_urlsafe(48)
+    # Two processes racing here: the loser's insert fails on the primary key and Store.write retries
+    # (PostgreSQL), or waits for the winner's write lock (SQLite); either way the retry reads the winner's key.
+    conn.execute(insert(settings).values(key=SECRET_SETTING, value={"key": key}, version=1))
+    return key
+
+
+def session_secret(store: Store) -> str:
+    """OMS_SECRET_KEY, else a random key made once and kept in the store so every process agrees."""
+    return os.environ.get("OMS_SECRET_KEY") or store.write(_stored_secret)
+
+
+class DashboardSessions:
+    """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax), keyed once the store is reachable."""
+
+    def __init__(self, app: ASGIApp, store: Store) -> None:
+        self.app = app
+        self.store = store
+        self.sessions: SessionMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(_NO_SESSION):
+            await self.app(scope, receive, send)
+            return
+        if self.sessions is None:
+            key = await run_in_threadpool(session_secret, self.store)
+            self.sessions = SessionMiddleware(
+                self.app, secret_key=key, session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax"
+            )
+        await self.sessions(scope, receive, send)
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, made on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse a POST (or any unsafe method) that does not echo the session's CSRF token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = request.session.get("csrf")
+    sent: Any = request.headers.get(CSRF_HEADER)
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        sent = (await request.form()).get(CSRF_FIELD)
+    if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, str(expected)):
+        raise WebError(
+            403,
+            "Form expired or forged",
+            "This form did not carry the security token of your session (CSRF). Reload the page and try again.",
+        )
+
+
+def current_user(request: Request) -> User:
+    """The signed-in, still enabled person; signed-out visitors are sent to /login."""
+    uid = request.session.get("uid")
+    if not isinstance(uid, int):
+        raise LoginRequired
+    store: Store = request.app.state.store
+    user = store.read(lambda c: active_user(c, uid))
+    if user is None:
+        request.session.clear()
+        raise LoginRequired
+    request.state.user = user
+    return user
+
+
+def require_user(action: Action) -> Callable[[User], User]:
+    """A dependency: the signed-in person, who must be allowed `action` (else 403)."""
+
+    def dependency(user: User = Depends(current_user)) -> User:
+        if not user.principal.may(action):
+            raise WebError(
+                403,
+                "Not allowed",
+                f"Your role ({user.role.value}) may not {action.value.replace('_', ' ')}. "
+                "Ask an administrator if you need this page.",
+            )
+        return user
+
+    return dependency
+
+
+def may(user: User | None, action: Action | str) -> bool:
+    """For templates: show a link or a button only to those who may use it."""
+    return user is not None and user.principal.may(Action(action))

@@ -1,0 +1,228 @@
+"""The Back Orders tab: the pending queue, filtered and sorted in the URL, bulk cancel and priority, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from oms import views
+from oms.api import schemas as s
+from oms.domain.access import Action
+from oms.domain.allocation import Tier
+from oms.domain.errors import DomainError
+from oms.services import orders
+from oms.services.common import Ctx, utcnow
+
+from .auth import require_user
+from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, store_of, whole, write
+from .users import User
+
+router = APIRouter()
+TEXT_FILTERS = ("order_number", "sku", "customer_id", "channel")
+LIMITS = (25, 50, 100, 200)
+CSV_PAGE = 500
+CSV_MAX_PAGES = 20_000  # 10 million lines: a bound, far above any real queue
+CSV_COLUMNS = [
+    "order_number",
+    "line_no",
+    "sku",
+    "customer_id",
+    "customer_tier",
+    "channel",
+    "placed_at",
+    "age_days",
+    "qty",
+    "backordered_qty",
+    "queue_position",
+    "eta",
+    "priority",
+]
+
+
+def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any], FormErrors]:
+    """The URL's filters: what to echo back into the form, the listing's arguments, and complaints."""
+    echo: dict[str, str] = {}
+    kw: dict[str, Any] = {}
+    errors = FormErrors()
+    for name in TEXT_FILTERS:
+        value = str(params.get(name, "")).strip()[:64]
+        echo[name] = value
+        kw[name] = value or None
+    tier = str(params.get("tier", "")).strip()
+    echo["tier"] = tier
+    kw["tier_rank"] = None
+    if tier:
+        if tier in Tier.__members__.values():
+            kw["tier_rank"] = Tier(tier).rank
+        else:
+            errors["tier"] = "Choose one of " + ", ".join(Tier)
+    age = str(params.get("min_age_days", "")).strip()
+    echo["min_age_days"] = age
+    kw["min_age_days"] = None
+    if age:
+        if age.isdigit() and int(age) <= 36500:
+            kw["min_age_days"] = int(age)
+        else:
+            errors["min_age_days"] = "A whole number of days, 0 or more"
+    sort = str(params.get("sort", "queue"))
+    echo["sort"] = kw["sort"] = sort if sort in ("queue", "age") else "queue"
+    limit = str(params.get("limit", "50"))
+    kw["limit"] = int(limit) if limit.isdigit() and int(limit) in LIMITS else 50
+    echo["limit"] = str(kw["limit"])
+    kw["cursor"] = str(params.get("cursor", ""))[:2000] or None
+    return echo, kw, errors
+
+
+def _listing(request: Request, kw: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    try:
+        return read(request, lambda c: views.list_backorders(c, now=now, **kw))
+    except DomainError:  # a stale or edited cursor: start again at the first page
+        kw = {**kw, "cursor": None}
+        return read(request, lambda c: views.list_backorders(c, now=now, **kw))
+
+
+def _page(
+    request: Request,
+    params: Mapping[str, str],
+    status: int = 200,
+    errors: FormErrors | None = None,
+    form: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    echo, kw, filter_errors = parse_filters(params)
+    listing = {"items": [], "next_cursor": None} if filter_errors else _listing(request, kw)
+    all_errors = FormErrors({**filter_errors, **(errors or {})})
+    all_errors.summary = (errors.summary if errors is not None else "") or (
+        "Some filters need attention." if filter_errors else ""
+    )
+    return render(
+        request,
+        "backorders.html",
+        status,
+        filters=echo,
+        listing=listing,
+        cursor=kw["cursor"],
+        tiers=list(Tier),
+        errors=all_errors,
+        form=form or {},
+        filter_qs={k: v for k, v in echo.items() if v and not (k == "sort" and v == "queue")},
+    )
+
+
+@router.get("/backorders", response_class=HTMLResponse)
+def backorders(request: Request, user: User = Depends(require_user(Action.READ))) -> HTMLResponse:
+    return _page(request, request.query_params)
+
+
+def _csv_page(args: dict[str, Any], now: datetime) -> Callable[[Connection], dict[str, Any]]:
+    return lambda c: views.list_backorders(c, now=now, **args)
+
+
+@router.get("/backorders.csv")
+def backorders_csv(request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+    """Every row the filters select (all pages, streamed), not just the page on screen."""
+    _, kw, errors = parse_filters(request.query_params)
+    if errors:
+        return _page(request, request.query_params, 422)
+    store = store_of(request)
+    now = utcnow()
+
+    def rows() -> Iterator[str]:
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        out.writerow(CSV_COLUMNS)
+        cursor = None
+        for _ in range(CSV_MAX_PAGES):
+            page = store.read(_csv_page({**kw, "limit": CSV_PAGE, "cursor": cursor}, now))
+            for item in page["items"]:
+                out.writerow([item[k] if item[k] is not None else "" for k in CSV_COLUMNS])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="backorders.csv"'},
+    )
+
+
+def _selected(values: list[str]) -> dict[str, list[int]]:
+    """'SO-1|2' checkbox values to line numbers by order."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for v in values:
+        order_number, _, line = v.rpartition("|")
+        if order_number and line.isdigit():
+            out[order_number].append(int(line))
+    return out
+
+
+@router.post("/backorders/action", response_class=HTMLResponse)
+def backorders_action(
+    request: Request,
+    form: dict[str, Any] = Depends(form_data),
+    user: User = Depends(require_user(Action.CHANGE_ORDER)),
+) -> Response:
+    back = str(form.get("back", ""))
+    params = dict(parse_qsl(back))
+    picked = as_list(form.get("line"))
+    kept = {"line": picked, "reason": form.get("reason", ""), "priority": form.get("priority", "")}
+    selected = _selected(picked)
+    action = form.get("action")
+    errors = FormErrors()
+    status = 422
+    if not selected:
+        errors["line"] = "Select at least one line."
+    try:
+        if action == "cancel":
+            body = s.CancelIn.model_validate({"reason": form.get("reason", "")})
+            if not errors:
+                n = write(request, user, lambda ctx: _cancel_waiting(ctx, selected, body.reason))
+                flash(request, f"Cancelled {n} waiting units on {sum(map(len, selected.values()))} lines.")
+                return redirect("/backorders?" + back)
+        elif action == "priority":
+            prio = s.PriorityIn.model_validate({"priority": whole(form.get("priority"))})
+            if not errors:
+                write(request, user, lambda ctx: _set_priorities(ctx, selected, prio.priority))
+                flash(request, f"Priority {prio.priority} set on {len(selected)} orders.")
+                return redirect("/backorders?" + back)
+        else:
+            errors["_"] = "Choose an action."
+    except ValidationError as exc:
+        for e in exc.errors():
+            errors[str(e["loc"][0])] = str(e["msg"])
+    except DomainError as exc:
+        errors, status = domain_errors(exc), exc.status
+    errors.summary = errors.summary or "Nothing was changed: " + "; ".join(errors.values())
+    return _page(request, params, status, errors, kept)
+
+
+def _cancel_waiting(ctx: Ctx, selected: dict[str, list[int]], reason: str) -> int:
+    """Cancel the units still waiting on each selected line: one transaction for the whole selection."""
+    total = 0
+    for order_number, line_nos in sorted(selected.items()):
+        lines = {line["line_no"]: line for line in views.order_view(ctx.conn, order_number)["lines"]}
+        todo = [(no, lines[no]["backordered_qty"]) for no in sorted(set(line_nos)) if no in lines]
+        todo = [(no, q) for no, q in todo if q > 0]
+        if todo:
+            orders.cancel_order(ctx, order_number, reason, todo)
+            total += sum(q for _, q in todo)
+    return total
+
+
+def _set_priorities(ctx: Ctx, selected: dict[str, list[int]], priority: int) -> None:
+    for order_number in sorted(selected):
+        orders.set_priority(ctx, order_number, priority)

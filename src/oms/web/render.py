@@ -1,0 +1,159 @@
+"""Templates and the small helpers every page shares: rendering, flashes, errors next to fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from oms.domain.access import Action
+from oms.domain.errors import DomainError, NotFound
+from oms.services.common import Ctx
+from oms.store.db import Store
+
+from .auth import WebError, csrf_token, may
+from .users import User
+
+T = TypeVar("T")
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["may"] = may
+templates.env.globals["Action"] = Action
+
+
+def _qs(base: dict[str, Any] | None = None, **changes: Any) -> str:
+    """A query string from current filters with some changed; empty values dropped."""
+    merged = {**(base or {}), **changes}
+    return urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+
+
+templates.env.globals["qs"] = _qs
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def read(request: Request, query: Callable[[Connection], T]) -> T:
+    """A read in one read-only transaction; an unknown thing becomes a 404 page."""
+    try:
+        return store_of(request).read(query)
+    except NotFound as exc:
+        raise WebError(404, "Not found", exc.detail) from exc
+
+
+def write(request: Request, user: User, use_case: Callable[[Ctx], T]) -> T:
+    """One action, one transaction, through the same use cases as the API; the person is the actor."""
+    return store_of(request).write(lambda conn: use_case(Ctx(conn, actor=user.username)))
+
+
+def dry_run(request: Request, user: User, use_case: Callable[[Ctx], T]) -> T:
+    """The real use case, rolled back: what-if previews."""
+    return store_of(request).dry_run(lambda conn: use_case(Ctx(conn, actor=user.username)))
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", []).append([kind, message])
+    request.session["flash"] = request.session["flash"]  # mark modified
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("user", getattr(request.state, "user", None))
+    context.setdefault("errors", {})
+    context.setdefault("form", {})
+    context["csrf"] = csrf_token(request)
+    context["flashes"] = request.session.pop("flash", [])
+    context["path"] = request.url.path
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+class FormErrors(dict[str, str]):
+    """Messages by field name ('reason', 'po_number', 'sku:TENT-2P', 'line:2'), plus a summary."""
+
+    summary: str = ""
+
+
+def domain_errors(exc: DomainError) -> FormErrors:
+    """Put each of a refusal's items next to the field, SKU or line it names."""
+    out = FormErrors()
+    out.summary = exc.detail
+    for item in exc.errors:
+        reason = str(item.get("reason") or _describe(item))
+        field = str(item.get("field", ""))
+        base = field.split("[]", maxsplit=1)[0].rsplit(".", maxsplit=1)[-1] if field else ""
+        keys = []
+        if "sku" in item:
+            keys.append(f"sku:{item['sku']}")
+        if "line_no" in item:
+            keys.append(f"line:{item['line_no']}")
+        if field:
+            keys.append(field.replace("lines[].", ""))
+            keys.append(base)
+        for k in keys or ["_"]:
+            out[k] = f"{out[k]}; {reason}" if k in out and reason not in out[k] else reason
+    return out
+
+
+def _describe(item: dict[str, Any]) -> str:
+    parts = [f"{k} {v}" for k, v in item.items() if k not in ("field", "sku", "line_no")]
+    return ", ".join(parts) or "refused"
+
+
+def validation_errors(exc: ValidationError, rows: dict[int, str] | None = None) -> FormErrors:
+    """Pydantic's complaints (the API's own request schemas) by form field; `rows` maps line index to a key."""
+    out = FormErrors()
+    for e in exc.errors():
+        loc = [str(p) for p in e["loc"]]
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if loc and loc[0] == "lines" and len(loc) >= 3 and loc[1].isdigit():
+            key = f"{loc[2]}:{int(loc[1])}"
+        elif loc and loc[0] == "lines":
+            key = "lines"
+        else:
+            key = loc[0] if loc else "_"
+        out.setdefault(key, msg)
+    out.summary = "Nothing was saved; check " + ", ".join(_field_name(k) for k in sorted(out)) + "."
+    return out
+
+
+async def form_data(request: Request) -> dict[str, Any]:
+    """The posted form as {name: value} with repeated names as lists (a dependency for sync handlers)."""
+    form = await request.form()
+    out: dict[str, Any] = {}
+    for key in form:
+        values = [v for v in form.getlist(key) if isinstance(v, str)]
+        out[key] = values if len(values) > 1 or key.endswith("[]") else (values[0] if values else "")
+    return out
+
+
+def as_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def whole(value: Any) -> Any:
+    """A typed whole number as an int (the API's schemas take integers strictly); anything else as typed."""
+    text = str(value).strip() if value is not None else ""
+    if text.lstrip("-").isdigit() and len(text) <= 12:
+        return int(text)
+    return text or None
+
+
+def _field_name(key: str) -> str:
+    """'qty:0' -> 'qty on line 1'; 'po_number' -> 'po number'."""
+    name, _, idx = key.partition(":")
+    label = name.replace("_", " ")
+    return f"{label} on line {int(idx) + 1}" if idx.isdigit() else label
