@@ -63,7 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     seed(seeding)
     seeding.engine.dispose()
     port = _free_port()
-    env = {**os.environ, "OMS_DATABASE_URL": url}
+    env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_MAIL_DIR": str(tmp_path / "mail")}
     env.pop("OMS_SECRET_KEY", None)
     oms = Path(sys.executable).parent / "oms"
     log = (tmp_path / "server.log").open("w")
