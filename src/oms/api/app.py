@@ -46,6 +46,12 @@ class AuthError(Exception):
         self.detail = detail
 
 
+def store_of(request: Request) -> Store:
+    """The store the app was made with."""
+    store: Store = request.app.state.store
+    return store
+
+
 def current_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:

@@ -16,9 +16,8 @@ from oms.notify.email import env
 from oms.services import customer_link, outbox
 from oms.services.common import Ctx
 from oms.services.explain import explain
-from oms.store.db import Store
 
-from .app import require
+from .app import require, store_of
 from .schemas import Body, Code
 
 api = APIRouter()
@@ -27,11 +26,6 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
 Filter = Annotated[str | None, Query(max_length=64)]
 SubId = Annotated[int, Path(ge=1, le=2**53)]
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 class WebhookIn(Body):
@@ -65,7 +59,7 @@ def list_notifications(
     scope = who.channel_scope
     if scope is not None and channel not in (None, scope):
         return {"items": [], "next_cursor": None}
-    return _store(request).read(
+    return store_of(request).read(
         lambda c: outbox.list_notifications(
             c,
             channel=scope or channel,
@@ -85,7 +79,7 @@ def retry_notification(
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
     """Send a dead notification again (same id, attempts start over)."""
-    return _store(request).write(lambda c: outbox.retry_notification(Ctx(c, actor=who.name), message_id))
+    return store_of(request).write(lambda c: outbox.retry_notification(Ctx(c, actor=who.name), message_id))
 
 
 # ---- webhooks -----------------------------------------------------------------------------------
@@ -102,7 +96,7 @@ def create_webhook(
     f"{id}.{timestamp}.{body}")), where key is the base64-decoded part of the secret after "whsec_".
     """
     secret = webhooks.new_secret()
-    return _store(request).write(
+    return store_of(request).write(
         lambda c: outbox.create_subscription(
             Ctx(c, actor=who.name), body.url, body.event_types, secret, body.description
         )
@@ -111,12 +105,12 @@ def create_webhook(
 
 @api.get("/webhooks", tags=["webhooks"])
 def list_webhooks(request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
-    return _store(request).read(outbox.list_subscriptions)
+    return store_of(request).read(outbox.list_subscriptions)
 
 
 @api.get("/webhooks/{sub_id}", tags=["webhooks"])
 def get_webhook(sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
-    return _store(request).read(lambda c: outbox.get_subscription(c, sub_id))
+    return store_of(request).read(lambda c: outbox.get_subscription(c, sub_id))
 
 
 @api.delete("/webhooks/{sub_id}", tags=["webhooks"])
@@ -124,7 +118,7 @@ def delete_webhook(
     sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
     """Deactivate a subscription; its undelivered messages become dead."""
-    return _store(request).write(lambda c: outbox.deactivate_subscription(Ctx(c, actor=who.name), sub_id))
+    return store_of(request).write(lambda c: outbox.deactivate_subscription(Ctx(c, actor=who.name), sub_id))
 
 
 @api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"])
@@ -136,7 +130,7 @@ def webhook_deliveries(
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
     """Every delivery attempt, newest first: status code, error, duration."""
-    return _store(request).read(lambda c: outbox.list_deliveries(c, sub_id, limit, cursor))
+    return store_of(request).read(lambda c: outbox.list_deliveries(c, sub_id, limit, cursor))
 
 
 # ---- explain ------------------------------------------------------------------------------------
@@ -151,18 +145,18 @@ def explain_line(
 ) -> dict[str, Any]:
     """Why the line waits: queue position, units ahead, incoming supply by date, the ETA's basis, the rule."""
     today = datetime.now(UTC).date()
-    return _store(request).read(lambda c: explain(c, order_number, line_no, today, who.channel_scope))
+    return store_of(request).read(lambda c: explain(c, order_number, line_no, today, who.channel_scope))
 
 
 # ---- the customer's page ------------------------------------------------------------------------
 
 
 def _order_of(request: Request, token: str) -> str | None:
-    return links.read_token(links.store_secret(_store(request)), token)
+    return links.read_token(links.store_secret(store_of(request)), token)
 
 
 def _page(request: Request, order_number: str, message: str | None = None, status: int = 200) -> HTMLResponse:
-    order = _store(request).read(lambda c: customer_link.customer_view(c, order_number))
+    order = store_of(request).read(lambda c: customer_link.customer_view(c, order_number))
     waiting = any(line["backordered_qty"] for line in order["lines"])
     html = env.get_template("customer_page.html").render(order=order, waiting=waiting, message=message)
     return HTMLResponse(
@@ -191,7 +185,7 @@ def customer_choice(
     order_number = _order_of(request, token)
     if order_number is None:
         return NOT_FOUND
-    store = _store(request)
+    store = store_of(request)
     if action == "wait":
         store.write(lambda c: customer_link.keep_waiting(Ctx(c, actor="customer"), order_number))
         return _page(request, order_number, "Thank you: your order keeps its place in the queue.")

@@ -21,9 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms import reports
 from oms.domain.access import Action, Principal
-from oms.store.db import Store
 
-from .app import AuthError, require
+from .app import AuthError, require, store_of
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 metrics_router = APIRouter(tags=["health"])
@@ -41,8 +40,7 @@ def answer(
 ) -> Any:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
-    store: Store = request.app.state.store
-    data = store.read(reports.run(name, f, datetime.now(UTC), group_by))
+    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by))
     if fmt == "csv":
         columns, rows = reports.as_table(name, data)
         return Response(
@@ -262,8 +260,7 @@ def exposition(figures: dict[str, Any], latency: LatencyHistogram) -> str:
 @metrics_router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
     """Prometheus text: pending back orders, allocation and receipt counters, request latency."""
-    store: Store = request.app.state.store
-    figures = store.read(lambda c: reports.metric_figures(c, datetime.now(UTC)))
+    figures = store_of(request).read(lambda c: reports.metric_figures(c, datetime.now(UTC)))
     return Response(exposition(figures, request.app.state.latency), media_type="text/plain; version=0.0.4")
 
 

@@ -15,11 +15,10 @@ from oms.domain.errors import NotFound
 from oms.domain.policy import BackorderPolicy
 from oms.services import catalog, common, fulfillment, orders, preview, replenishment
 from oms.services.common import Ctx
-from oms.store.db import Store
 
 from . import preconditions as pre
 from . import schemas as s
-from .app import AuthError, require
+from .app import AuthError, require, store_of
 from .preconditions import IfMatch
 
 router = APIRouter()
@@ -27,11 +26,6 @@ T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
 Filter = Annotated[str | None, Query(max_length=64, pattern=s.CODE_PATTERN)]
-
-
-def store_of(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 def write(request: Request, who: Principal, use_case: Callable[[Ctx], T]) -> T:

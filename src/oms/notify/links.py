@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-import secrets
 
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import Connection
 
-from oms.services.common import get_setting, put_setting
+from oms.services.common import stored_secret
 from oms.store.db import Store
 
 SECRET_SETTING = "secret_key"
 SALT = "oms.customer-link"
 DEFAULT_MAX_AGE_DAYS = 30
-
-
-def secret_key(conn: Connection) -> str:
-    """OMS_SECRET_KEY, else a random key made once and kept in the settings table."""
-    env = os.environ.get("OMS_SECRET_KEY")
-    if env:
-        return env
-    found = get_setting(conn, SECRET_SETTING)
-    if found is not None:
-        return str(found[0]["key"])
-    key = secrets.token_urlsafe(32)
-    put_setting(conn, SECRET_SETTING, {"key": key})
-    return key
 
 
 def max_age_seconds() -> int:
@@ -59,9 +44,5 @@ def order_link(secret: str, order_number: str) -> str:
 
 
 def store_secret(store: Store) -> str:
-    """The link secret, read in a read transaction; made (once) in a write only when missing."""
-    env = os.environ.get("OMS_SECRET_KEY")
-    if env:
-        return env
-    found = store.read(lambda c: get_setting(c, SECRET_SETTING))
-    return str(found[0]["key"]) if found is not None else store.write(secret_key)
+    """The key customer links are signed with."""
+    return stored_secret(store, SECRET_SETTING)

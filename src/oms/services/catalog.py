@@ -14,7 +14,7 @@ from oms.domain.policy import BackorderPolicy
 from oms.store.tables import customers, order_lines, products, stock_movements
 
 from . import engine
-from .common import DEFAULT_POLICY_KEY, RULE_KEY, Ctx, lock_products, policy_to_json, put_setting
+from .common import DEFAULT_POLICY_KEY, RULE_KEY, Ctx, lock_products, policy_to_json
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def put_customer(ctx: Ctx, spec: CustomerSpec) -> bool:
 
 def set_default_policy(ctx: Ctx, policy: BackorderPolicy) -> dict[str, Any]:
     value = policy_to_json(policy)
-    put_setting(ctx.conn, DEFAULT_POLICY_KEY, value)
+    ctx.put_setting(DEFAULT_POLICY_KEY, value)
     ctx.event("default_policy_changed", value)
     ctx.flush_events()
     return value
@@ -101,7 +101,7 @@ def set_allocation_rule(ctx: Ctx, keys: list[str]) -> dict[str, Any]:
     rule = parse_rule(keys)
     waiting = sorted(ctx.conn.scalars(select(products.c.sku).where(products.c.backordered > 0)))
     lock_products(ctx, waiting)
-    put_setting(ctx.conn, RULE_KEY, {"keys": [k.value for k in rule]})
+    ctx.put_setting(RULE_KEY, {"keys": [k.value for k in rule]})
     ctx.event("allocation_rule_changed", {"keys": [k.value for k in rule]})
     engine.recompute_etas(ctx, waiting)
     ctx.flush_events()

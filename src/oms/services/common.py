@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -14,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from oms.domain.allocation import DEFAULT_RULE, RuleKey, parse_rule
 from oms.domain.errors import Invalid
 from oms.domain.policy import DEFAULT_POLICY, BackorderMode, BackorderPolicy, SkuStock
+from oms.store.db import Store
 from oms.store.tables import events, po_lines, products, purchase_orders, settings
 
 
@@ -29,6 +32,26 @@ class Ctx:
     actor: str = "system"
     now: datetime = field(default_factory=utcnow)
     pending_events: list[dict[str, Any]] = field(default_factory=list)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def rule(self) -> tuple[RuleKey, ...]:
+        """The allocation rule, read once per use case (the engine's steps each need it)."""
+        if "rule" not in self._memo:
+            self._memo["rule"] = allocation_rule(self.conn)
+        found: tuple[RuleKey, ...] = self._memo["rule"]
+        return found
+
+    def fallback_policy(self) -> BackorderPolicy:
+        """The default back-order policy, read once per use case."""
+        if "policy" not in self._memo:
+            self._memo["policy"] = default_policy(self.conn)
+        found: BackorderPolicy = self._memo["policy"]
+        return found
+
+    def put_setting(self, key: str, value: Any) -> int:
+        """Change a setting and forget what this use case had read of the settings."""
+        self._memo.clear()
+        return put_setting(self.conn, key, value)
 
     @property
     def today(self) -> date:
@@ -125,6 +148,29 @@ def put_setting(conn: Connection, key: str, value: Any) -> int:
         return 1
     conn.execute(update(settings).where(settings.c.key == key).values(value=value, version=current[1] + 1))
     return current[1] + 1
+
+
+def stored_secret(store: Store, name: str) -> str:
+    """OMS_SECRET_KEY, else a random key made once under `name` in the settings table, so every
+    process signs alike. Read in a read transaction; written (once) only when missing."""
+    env = os.environ.get("OMS_SECRET_KEY")
+    if env:
+        return env
+    found = store.read(lambda conn: get_setting(conn, name))
+    if found is not None:
+        return str(found[0]["key"])
+
+    def make(conn: Connection) -> str:
+        # Two processes racing: the loser's insert fails on the primary key and Store.write retries it
+        # (PostgreSQL), or it waits for the winner's write lock (SQLite); the retry reads the winner's key.
+        again = get_setting(conn, name)
+        if again is not None:
+            return str(again[0]["key"])
+        key = secrets.token_urlsafe(48)
+        conn.execute(insert(settings).values(key=name, value={"key": key}, version=1))
+        return key
+
+    return store.write(make)
 
 
 def default_policy(conn: Connection) -> BackorderPolicy:

@@ -30,7 +30,7 @@ from oms.store.tables import (
     shipments,
 )
 
-from .common import Ctx, allocation_rule, default_policy, policy_from_json
+from .common import Ctx, policy_from_json
 
 QUEUE_COLUMNS = (
     order_lines.c.id,
@@ -68,7 +68,7 @@ def allocate_backorders(ctx: Ctx, locked: Mapping[str, Any], source: str, ref: s
     The queue is read in index order and only as far as the units reach (each line wants at least
     one unit, so `available` rows are always enough); the plan is written in three statements.
     """
-    fields = sort_fields(allocation_rule(ctx.conn))
+    fields = sort_fields(ctx.rule())
     plan: list[Allocation] = []
     per_sku: dict[str, int] = {}
     # One statement for every SKU, built once: only its parameters change from SKU to SKU.
@@ -137,7 +137,7 @@ def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
     wanted = sorted(set(skus))
     if not wanted:
         return frozenset()
-    fallback = default_policy(ctx.conn)
+    fallback = ctx.fallback_policy()
     rows = ctx.conn.execute(select(products.c.sku, products.c.backorder_policy).where(products.c.sku.in_(wanted)))
     return frozenset(sku for sku, pol in rows if (policy_from_json(pol) or fallback).holds_release(ctx.today))
 
@@ -308,7 +308,7 @@ def recompute_etas(ctx: Ctx, skus: Iterable[str]) -> None:
     wanted = sorted(set(skus))
     if not wanted:
         return
-    fields = sort_fields(allocation_rule(ctx.conn))
+    fields = sort_fields(ctx.rule())
     supplies = open_supplies(ctx, wanted)
     lead_q = select(products.c.sku, products.c.lead_time_days).where(products.c.sku.in_(wanted))
     lead = {r.sku: r.lead_time_days for r in ctx.conn.execute(lead_q)}
@@ -371,7 +371,7 @@ def date_new_lines(ctx: Ctx, ahead: Mapping[str, int], new_lines: list[tuple[int
     """
     if not new_lines:
         return
-    rule = allocation_rule(ctx.conn)
+    rule = ctx.rule()
     if RuleKey.PROMISED_DATE in rule:  # a new line's first promise places it: date the queue whole
         recompute_etas(ctx, {sku for _, sku, _ in new_lines})
         return

@@ -15,7 +15,7 @@ from oms.store.queue import order_by
 from oms.store.tables import order_lines
 
 from . import catalog, replenishment
-from .common import Ctx, allocation_rule
+from .common import Ctx
 
 
 def _waiting_etas(conn: Connection, skus: list[str]) -> dict[int, Any]:
@@ -65,7 +65,7 @@ def _positions(conn: Connection, rule: tuple[RuleKey, ...], sku: str | None) -> 
 def preview_rule(ctx: Ctx, keys: list[str], sku: str | None = None, limit: int = 500) -> dict[str, Any]:
     """Queue positions before and after a proposed allocation rule, for the lines that would move."""
     new_rule = parse_rule(keys)
-    before = _positions(ctx.conn, allocation_rule(ctx.conn), sku)
+    before = _positions(ctx.conn, ctx.rule(), sku)
     catalog.set_allocation_rule(ctx, keys)
     after = _positions(ctx.conn, new_rule, sku)
     moved = sorted(

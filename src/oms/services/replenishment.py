@@ -27,7 +27,7 @@ from oms.store.tables import (
 from oms.views import po_view
 
 from . import engine
-from .common import Ctx, allocation_rule, lock_products, request_hash, require_products, sku_stock
+from .common import Ctx, lock_products, request_hash, require_products, sku_stock
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def promise(
         )
     stock = sku_stock(ctx.conn, rows)
     supplies = engine.open_supplies(ctx, rows)
-    fields = sort_fields(allocation_rule(ctx.conn))
+    fields = sort_fields(ctx.rule())
     value = sum((rows[line.sku].unit_price * line.qty for line in lines), Decimal("0"))
     out = []
     earlier_waiting: dict[str, int] = defaultdict(int)  # this request's own earlier lines queue first

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, insert, select
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oms.domain.access import Action
+from oms.services.common import stored_secret
 from oms.store.db import Store
-from oms.store.tables import settings
 
 from .users import User, active_user
 
@@ -49,20 +47,9 @@ class WebError(Exception):
         self.detail = detail
 
 
-def _stored_secret(conn: Connection) -> str:
-    row = conn.execute(select(settings.c.value).where(settings.c.key == SECRET_SETTING)).first()
-    if row is not None:
-        return str(row.value["key"])
-    key = secrets.token_urlsafe(48)
-    # Two processes racing here: the loser's insert fails on the primary key and Store.write retries
-    # (PostgreSQL), or waits for the winner's write lock (SQLite); either way the retry reads the winner's key.
-    conn.execute(insert(settings).values(key=SECRET_SETTING, value={"key": key}, version=1))
-    return key
-
-
 def session_secret(store: Store) -> str:
-    """OMS_SECRET_KEY, else a random key made once and kept in the store so every process agrees."""
-    return os.environ.get("OMS_SECRET_KEY") or store.write(_stored_secret)
+    """The key dashboard session cookies are signed with."""
+    return stored_secret(store, SECRET_SETTING)
 
 
 class DashboardSessions:
