@@ -241,13 +241,14 @@ def list_orders(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    scope = who.channel_scope
-    if scope is not None and channel not in (None, scope):
-        return {"items": [], "next_cursor": None}
-    return read(
-        request,
-        lambda c: views.list_orders(
-            c, status=status, channel=scope or channel, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
+    return _within_channel(
+        who,
+        channel,
+        lambda ch: read(
+            request,
+            lambda c: views.list_orders(
+                c, status=status, channel=ch, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
+            ),
         ),
     )
 
@@ -299,22 +300,23 @@ def list_backorders(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    scope = who.channel_scope
-    if scope is not None and channel not in (None, scope):
-        return {"items": [], "next_cursor": None}
-    return read(
-        request,
-        lambda c: views.list_backorders(
-            c,
-            sku=sku,
-            customer_id=customer_id,
-            order_number=order_number,
-            channel=scope or channel,
-            min_age_days=min_age_days,
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-            now=now(),
+    return _within_channel(
+        who,
+        channel,
+        lambda ch: read(
+            request,
+            lambda c: views.list_backorders(
+                c,
+                sku=sku,
+                customer_id=customer_id,
+                order_number=order_number,
+                channel=ch,
+                min_age_days=min_age_days,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+                now=now(),
+            ),
         ),
     )
 
@@ -458,13 +460,14 @@ def list_shipments(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    scope = who.channel_scope
-    if scope is not None and channel not in (None, scope):
-        return {"items": [], "next_cursor": None}
-    return read(
-        request,
-        lambda c: views.list_shipments(
-            c, status=status, channel=scope or channel, order_number=order_number, limit=limit, cursor=cursor
+    return _within_channel(
+        who,
+        channel,
+        lambda ch: read(
+            request,
+            lambda c: views.list_shipments(
+                c, status=status, channel=ch, order_number=order_number, limit=limit, cursor=cursor
+            ),
         ),
     )
 
@@ -502,6 +505,16 @@ def _id(value: Any) -> int:
     if not 1 <= n < 2**62:
         raise NotFound(f"No shipment {value}.")
     return n
+
+
+def _within_channel(
+    who: Principal, channel: str | None, listing: Callable[[str | None], dict[str, Any]]
+) -> dict[str, Any]:
+    """A listing as a channel key may see it: its own channel only; asking for another is an empty page."""
+    scope = who.channel_scope
+    if scope is not None and channel not in (None, scope):
+        return {"items": [], "next_cursor": None}
+    return listing(scope or channel)
 
 
 def _no_channel(who: Principal) -> None:
