@@ -13,6 +13,7 @@ from oms.domain.access import Role
 from oms.domain.errors import Invalid
 from oms.store.db import Store
 from oms.store.tables import settings, users
+from oms.web.throttle import SignInThrottle
 from oms.web.users import create_user, disable_user
 
 from .conftest import Browser
@@ -145,3 +146,34 @@ def test_oms_users_create_makes_a_user_who_can_sign_in(seeded: Store) -> None:
         b = Browser(client, seeded)
         assert b.sign_in("zed", password).status_code == 200
         assert b.sign_in("zed", "wrong-password").status_code == 401
+
+
+def test_five_wrong_passwords_make_that_user_name_wait_even_with_the_right_one(web: Browser) -> None:
+    for _ in range(5):
+        assert web.sign_in("otto", "not the password").status_code == 401
+    r = web.sign_in("otto", PASSWORD)
+    assert r.status_code == 429
+    assert "Too many failed sign-ins. Try again in 15 minute(s)." in r.text
+    assert 0 < int(r.headers["retry-after"]) <= 15 * 60
+    assert web.client.get("/", follow_redirects=False).status_code == 303  # still signed out
+    assert web.sign_in("ada").status_code == 200  # another user name from the same address may still sign in
+
+
+def test_the_sign_in_throttle_forgets_failures_after_its_window_and_on_success() -> None:
+    now = [1000.0]
+    throttle = SignInThrottle(per_user=3, per_address=5, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.failed("Otto", "10.0.0.1")
+    assert throttle.wait_seconds("otto", "10.0.0.2") == 60  # user names compare case-insensitively
+    now[0] += 30
+    assert throttle.wait_seconds("OTTO", "10.0.0.2") == 30
+    now[0] += 30
+    assert throttle.wait_seconds("otto", "10.0.0.2") == 0
+    for name in ("a", "b", "c", "d", "e"):
+        throttle.failed(name, "10.0.0.9")
+    assert throttle.wait_seconds("f", "10.0.0.9") == 60  # one address guessing many names waits too
+    throttle.failed("g", "10.0.0.3")
+    throttle.failed("g", "10.0.0.3")
+    throttle.succeeded("g")
+    throttle.failed("g", "10.0.0.3")
+    assert throttle.wait_seconds("g", "10.0.0.4") == 0  # a success clears that user's count

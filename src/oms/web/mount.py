@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .auth import DashboardSessions, LoginRequired, WebError, verify_csrf
 from .render import HERE, render
+from .throttle import SignInThrottle
 
 WEB_MODULES = [
     "oms.web.session",
@@ -32,6 +33,7 @@ WEB_MODULES = [
 def mount_web(app: FastAPI) -> None:
     """Called once by create_app: the dashboard lives at /, the API stays under /api/v1."""
     app.add_middleware(DashboardSessions, store=app.state.store)
+    app.state.sign_in_throttle = SignInThrottle()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     async def to_login(request: Request, exc: Exception) -> Response:
