@@ -346,6 +346,34 @@ def intake(store: Store, url: str, kind: str, lines: int, seconds: float, client
 # ---- reads and a receipt through HTTP, with the server's memory --------------------------------
 
 
+def backorder_pages(http: httpx.Client, store: Store, kind: str, lines: int, reps: int) -> list[Result]:
+    """GET /backorders, page 1 of every filter and sort, through a running server (target p95 < 20 ms)."""
+    out = []
+    for fname, f in _filters(store).items():
+        for sort in ("queue", "age"):
+            params = {k: v for k, v in f.items() if v is not None} | {"sort": sort, "limit": 50}
+            http.get("/backorders", params=params)  # warm: the first call plans and prepares
+            samples = []
+            for _ in range(reps):
+                t, r = timed(lambda: http.get("/backorders", params=params))  # noqa: B023
+                if r.status_code != 200:
+                    raise RuntimeError(f"GET /backorders {params}: {r.status_code} {r.text[:300]}")
+                samples.append(t)
+            res = Result(
+                f"back-order page (HTTP): filter={fname} sort={sort} page=1",
+                kind,
+                lines,
+                samples,
+                work=1,
+                work_unit="pages",
+                target="p95 < 20 ms",
+            )
+            res.met = pct(samples, 95) < 0.020
+            res.show()
+            out.append(res)
+    return out
+
+
 def http_reads_and_receipts(
     store: Store, url: str, kind: str, lines: int, token: str, reps: int, grn_skus: int
 ) -> tuple[list[Result], float]:
@@ -355,27 +383,7 @@ def http_reads_and_receipts(
         serving(url, 1, token) as server,
         httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as http,
     ):
-        for fname, f in _filters(store).items():
-            for sort in ("queue", "age"):
-                params = {k: v for k, v in f.items() if v is not None} | {"sort": sort, "limit": 50}
-                samples = []
-                for _ in range(reps):
-                    t, r = timed(lambda: http.get("/backorders", params=params))  # noqa: B023
-                    if r.status_code != 200:
-                        raise RuntimeError(f"GET /backorders {params}: {r.status_code} {r.text[:300]}")
-                    samples.append(t)
-                res = Result(
-                    f"back-order page (HTTP): filter={fname} sort={sort} page=1",
-                    kind,
-                    lines,
-                    samples,
-                    work=1,
-                    work_unit="pages",
-                    target="p95 < 20 ms",
-                )
-                res.met = pct(samples, 95) < 0.020
-                res.show()
-                out.append(res)
+        out += backorder_pages(http, store, kind, lines, reps)
         for path in ("/reports/summary", "/reports/backorders?group_by=sku"):
             r = http.get(path)
             console.print(f"  GET {path}: {r.status_code}")

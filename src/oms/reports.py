@@ -5,6 +5,10 @@ PostgreSQL; SQLite has no percentile aggregate, so there each one is read as at 
 ordered select of the one column (`ORDER BY x LIMIT 2 OFFSET k`) and interpolated the way
 `percentile_cont` does. Nothing loads the lines into Python.
 
+Figures that would otherwise recount every line (waiting lines by age, channel and tier; fill rate;
+units that waited) read small rollup tables that database triggers keep exact in every writer's
+transaction (migration 0009, oms.services.rollups); see "rollups" below for when they apply.
+
 Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
 time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,9 +45,11 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
 )
 
 from oms.domain.errors import Invalid
+from oms.services import rollups
 from oms.store.tables import (
     allocations,
     customers,
@@ -54,6 +61,9 @@ from oms.store.tables import (
     products,
     purchase_orders,
     receipts,
+    report_pending_rollup,
+    report_placed_rollup,
+    report_sku_rollup,
     stock_movements,
 )
 
@@ -177,17 +187,24 @@ def _age_days(now: datetime, oldest: datetime | None) -> int | None:
     return None if oldest is None else max(0, (now - oldest).days)
 
 
-def _bucket_conditions(now: datetime) -> list[tuple[str, ColumnElement[bool]]]:
-    """Each age bucket as a condition on placed_at (age = whole days since placement)."""
+def _bucket_conditions(now: datetime, col: Any = None) -> list[tuple[str, ColumnElement[bool]]]:
+    """Each age bucket as a condition on placed_at (age = whole days since placement), or on `col`."""
+    col = ol.c.placed_at if col is None else col
     out = []
     for i, (label, youngest) in enumerate(AGE_BUCKETS):
         conds = []
         if i + 1 < len(AGE_BUCKETS):
-            conds.append(ol.c.placed_at > now - timedelta(days=AGE_BUCKETS[i + 1][1]))
+            conds.append(col > now - timedelta(days=AGE_BUCKETS[i + 1][1]))
         if youngest > 0:
-            conds.append(ol.c.placed_at <= now - timedelta(days=youngest))
+            conds.append(col <= now - timedelta(days=youngest))
         out.append((label, and_(true(), *conds)))
     return out
+
+
+def _bucket_label(now: datetime, col: Any) -> Any:
+    """The age bucket's name of a placed_at-like column, as a CASE."""
+    buckets = _bucket_conditions(now, col)
+    return case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
 
 
 # ---- percentiles --------------------------------------------------------------------------------
@@ -252,8 +269,146 @@ def _taken_at_placement() -> Any:
     return case((ol.c.backordered_at.is_(None), ol.c.qty), else_=func.coalesce(placed, 0))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _fully_dispatched() -> ColumnElement[bool]:
-    return and_(ol.c.shipped_qty > 0, ol.c.shipped_qty + ol.c.cancelled_qty == ol.c.qty)
+    # A line with units shipped has its dispatch time set; saying so as a range lets both stores
+    # find those lines through the dispatch index (SQLite's planner does not for IS NOT NULL).
+    return and_(ol.c.dispatched_at >= EPOCH, ol.c.shipped_qty > 0, ol.c.shipped_qty + ol.c.cancelled_qty == ol.c.qty)
+
+
+# ---- rollups ------------------------------------------------------------------------------------
+# Figures over lines by when they were placed come from the rollups (migration 0009, kept by
+# triggers) when the period is whole UTC days (placement facts) or hours (waiting lines), which
+# every date filter is; a period bounded mid-day is counted from the lines. Age buckets move with
+# `now`, so the few hours a bucket boundary falls in are counted from the waiting lines (an index
+# range each) and every other hour from the rollup.
+
+
+def _midnight(t: datetime | None) -> bool:
+    if t is None:
+        return True
+    u = t.astimezone(UTC)
+    return (u.hour, u.minute, u.second, u.microsecond) == (0, 0, 0, 0)
+
+
+def _aligned(f: Filters) -> bool:
+    """Whether the period is whole UTC days, so the day rollups answer it exactly."""
+    return _midnight(f.start) and _midnight(f.end)
+
+
+def _day_span(f: Filters, col: Any) -> list[ColumnElement[bool]]:
+    """An aligned period as a condition on a UTC-day column."""
+    out: list[ColumnElement[bool]] = []
+    if f.start is not None:
+        out.append(col >= f.start.astimezone(UTC).date())
+    if f.end is not None:
+        out.append(col < f.end.astimezone(UTC).date())
+    return out
+
+
+def _whole_hours(f: Filters) -> bool:
+    """Whether the period is whole UTC hours, so the pending rollup answers it exactly."""
+    return all(t is None or t.astimezone(UTC) == _hour_of(t) for t in (f.start, f.end))
+
+
+def _hour_of(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _boundary_hours(now: datetime) -> list[datetime]:
+    """The UTC hours holding a bucket boundary (now - N days): their lines fall in two buckets."""
+    return sorted({_hour_of(now - timedelta(days=youngest)) for _, youngest in AGE_BUCKETS if youngest > 0})
+
+
+Acc = dict[Any, dict[str, list[int]]]
+
+
+def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> Acc:
+    """Waiting lines of a whole-hour period: {group key: {age bucket: [lines, units, value cents]}}.
+
+    `by` is None (one group, key None), "channel" or "tier" (the customer's tier now). Every hour
+    but the few holding a bucket boundary lies in one bucket and is read from the rollup; those few
+    are counted from their lines.
+    """
+    rollups.fold(conn, "report_pending_rollup")
+    p = report_pending_rollup
+    edges = _boundary_hours(now)
+    label = _bucket_label(now, p.c.placed_hour)
+    key: Any = {None: literal(""), "channel": p.c.channel, "tier": p.c.tier}[by]
+    hours = (
+        select(key.label("key"), label.label("bucket"), p.c.lines, p.c.units, cents(p.c.value).label("value"))
+        .where(*f.period(p.c.placed_hour), *f.on_channel(p.c.channel), p.c.placed_hour.not_in(edges))
+        .subquery("hours")
+    )
+    rows = conn.execute(
+        select(
+            hours.c.key, hours.c.bucket, func.sum(hours.c.lines), func.sum(hours.c.units), func.sum(hours.c.value)
+        ).group_by(hours.c.key, hours.c.bucket)
+    ).all()
+    acc: Acc = defaultdict(lambda: {name: [0, 0, 0] for name, _ in AGE_BUCKETS})
+    _add_rows(acc, by, rows)
+    lkey: Any = {None: literal(""), "channel": ol.c.channel, "tier": customers.c.tier}[by]
+    parts = []
+    for h in edges:  # one index range per hour (SQLite scans the table for an OR of ranges)
+        waiting = select(
+            lkey.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        ).where(*_pending_where(f), ol.c.placed_at >= h, ol.c.placed_at < h + timedelta(hours=1))
+        if by == "tier":
+            waiting = waiting.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
+        parts.append(waiting)
+    sq = union_all(*parts).subquery("edge")
+    rows = conn.execute(
+        select(sq.c.key, sq.c.bucket, func.count(), func.sum(sq.c.units), func.sum(sq.c.value)).group_by(
+            sq.c.key, sq.c.bucket
+        )
+    ).all()
+    _add_rows(acc, by, rows)
+    return acc
+
+
+def _add_rows(acc: Acc, by: str | None, rows: Iterable[Any]) -> None:
+    for k, bucket, n, units, value in rows:
+        if n:
+            cell = acc[None if by is None else k][bucket]
+            cell[0] += int(n)
+            cell[1] += int(units)
+            cell[2] += int(value)
+
+
+def _oldest_waiting(conn: Connection, f: Filters, by: str | None = None, key: Any = None) -> datetime | None:
+    """The earliest placed_at among the waiting lines of the period (and of one channel or tier)."""
+    q = select(ol.c.placed_at).where(*_pending_where(f))
+    if by == "channel":
+        q = q.where(ol.c.channel == key)
+    elif by == "tier":
+        q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id).where(customers.c.tier == key)
+    found: datetime | None = conn.execute(q.order_by(ol.c.placed_at).limit(1)).scalar_one_or_none()
+    return found
+
+
+def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
+    """Placement facts of an aligned period by day and channel."""
+    rollups.fold(conn, "report_placed_rollup")
+    p = report_placed_rollup
+    return list(
+        conn.execute(
+            select(
+                p.c.placed_day,
+                p.c.channel,
+                func.sum(p.c.lines).label("lines"),
+                func.sum(p.c.units_ordered).label("ordered"),
+                func.sum(p.c.units_taken).label("taken"),
+                func.sum(p.c.lines_filled).label("filled"),
+            )
+            .where(*_day_span(f, p.c.placed_day), *f.on_channel(p.c.channel))
+            .group_by(p.c.placed_day, p.c.channel)
+        )
+    )
 
 
 # ---- pending back orders ------------------------------------------------------------------------
@@ -267,6 +422,8 @@ def pending_backorders(conn: Connection, f: Filters, now: datetime, group_by: st
     """Lines waiting now, by SKU, customer, channel or customer tier: lines, units, value, ages."""
     if group_by not in GROUPS_BACKORDERS:
         raise ValueError(group_by)
+    if group_by in ("channel", "tier") and _whole_hours(f):
+        return _pending_backorders_rolled(conn, f, now, group_by)
     key: Any = {
         "sku": ol.c.sku,
         "customer": ol.c.customer_id,
@@ -302,7 +459,48 @@ def pending_backorders(conn: Connection, f: Filters, now: datetime, group_by: st
     return {"group_by": group_by, "items": items, "total": total}
 
 
+def _pending_backorders_rolled(conn: Connection, f: Filters, now: datetime, group_by: str) -> dict[str, Any]:
+    """`pending_backorders` by channel or tier from the pending rollup (a whole-hour period)."""
+    acc = _pending_by(conn, f, now, group_by)
+    items = []
+    for k, by_age in acc.items():
+        lines = sum(c[0] for c in by_age.values())
+        if not lines:
+            continue
+        items.append(
+            {
+                group_by: k,
+                "lines": lines,
+                "units": sum(c[1] for c in by_age.values()),
+                "value": money(sum(c[2] for c in by_age.values())),
+                "oldest_age_days": _age_days(now, _oldest_waiting(conn, f, group_by, k)),
+                "units_by_age": {label: by_age[label][1] for label, _ in AGE_BUCKETS},
+            }
+        )
+    items.sort(key=lambda i: (-i["units"], i[group_by]))
+    total = _pending_total(conn, f, now) | {
+        "units_by_age": {label: sum(i["units_by_age"][label] for i in items) for label, _ in AGE_BUCKETS}
+    }
+    return {"group_by": group_by, "items": items, "total": total}
+
+
 def _pending_total(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
+    if _whole_hours(f):
+        rollups.fold(conn, "report_pending_rollup")
+        p = report_pending_rollup
+        lines, units, value = conn.execute(
+            select(
+                func.coalesce(func.sum(p.c.lines), 0),
+                func.coalesce(func.sum(p.c.units), 0),
+                func.coalesce(func.sum(cents(p.c.value)), 0),
+            ).where(*f.period(p.c.placed_hour), *f.on_channel(p.c.channel))
+        ).one()
+        return {
+            "lines": int(lines),
+            "units": int(units),
+            "value": money(value),
+            "oldest_age_days": _age_days(now, _oldest_waiting(conn, f)) if lines else None,
+        }
     row = conn.execute(
         select(
             func.count(),
@@ -320,6 +518,9 @@ def _pending_total(conn: Connection, f: Filters, now: datetime) -> dict[str, Any
 
 
 def _by_age_bucket(conn: Connection, f: Filters, now: datetime) -> dict[str, dict[str, Any]]:
+    if _whole_hours(f):
+        cells = _pending_by(conn, f, now, None)[None]
+        return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
     buckets = _bucket_conditions(now)
     label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
     # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
@@ -394,15 +595,22 @@ def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
         .group_by(a.c.line_id)
         .subquery("last_allocation")
     )
+    waited = [ol.c.backordered_at.is_not(None), ol.c.backordered_qty == 0, *f.on_channel(ol.c.channel)]
+    if conn.dialect.name == "postgresql":
+        # Each allocated line looked up by its key (LIMIT 1 keeps the planner from turning the
+        # lookups into a scan of every order line).
+        line = select(ol.c.backordered_at).where(ol.c.id == last.c.line_id, *waited).limit(1).lateral("line")
+        q = (
+            select(_hours(conn, last.c.allocated_at, line.c.backordered_at).label("x"))
+            .select_from(last)
+            .join(line, true())
+            .where(*f.period(last.c.allocated_at))
+        )
+        return distribution(conn, q)
     q = (
         select(_hours(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
         .join_from(ol, last, last.c.line_id == ol.c.id)
-        .where(
-            ol.c.backordered_at.is_not(None),
-            ol.c.backordered_qty == 0,
-            *f.period(last.c.allocated_at),
-            *f.on_channel(ol.c.channel),
-        )
+        .where(*waited, *f.period(last.c.allocated_at))
     )
     return distribution(conn, q)
 
@@ -495,6 +703,13 @@ def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
 
 def _units_backordered(conn: Connection, f: Filters) -> int:
     """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
+    if _aligned(f):
+        rollups.fold(conn, "report_placed_rollup")
+        p = report_placed_rollup
+        q = select(func.coalesce(func.sum(p.c.units_backordered), 0)).where(
+            p.c.backordered_day.is_not(None), *_day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
+        )
+        return int(conn.execute(q).scalar_one())
     at_once = _placement_units()
     q = (
         select(func.coalesce(func.sum(ol.c.qty - func.coalesce(at_once.c.qty, 0)), 0))
@@ -542,6 +757,8 @@ def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
     """Units allocated the moment they were ordered / units ordered, for orders placed in the period."""
     if group_by not in GROUPS_FILL_RATE:
         raise ValueError(group_by)
+    if _aligned(f) and (group_by != "sku" or (f.start is None and f.end is None)):
+        return _fill_rate_rolled(conn, f, group_by)
     key: Any
     if group_by in ("day", "week"):
         key = _day_key(conn, ol.c.placed_at, week=group_by == "week")
@@ -577,6 +794,59 @@ def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
         "group_by": group_by,
         "items": [{group_by: str(r.key), **shape(r)} for r in rows],
         "total": shape(total),
+    }
+
+
+def _fill_shape(lines: int, filled: int, ordered: int, taken: int) -> dict[str, Any]:
+    return {
+        "lines": lines,
+        "lines_filled_at_placement": filled,
+        "units_ordered": ordered,
+        "units_allocated_at_placement": taken,
+        "fill_rate": ratio(taken, ordered),
+    }
+
+
+def _fill_rate_rolled(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
+    """`fill_rate` from the rollups: by day, week or channel over an aligned period; by SKU over all time."""
+    rows: list[Any]
+    if group_by == "sku":
+        rollups.fold(conn, "report_sku_rollup")
+        k = report_sku_rollup
+        rows = list(
+            conn.execute(
+                select(
+                    k.c.sku,
+                    func.sum(k.c.lines).label("lines"),
+                    func.sum(k.c.units_ordered).label("ordered"),
+                    func.sum(k.c.units_taken).label("taken"),
+                    func.sum(k.c.lines_filled).label("filled"),
+                )
+                .where(*f.on_channel(k.c.channel))
+                .group_by(k.c.sku)
+            )
+        )
+    else:
+        rows = _placed_rows(conn, f)
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        if not r.lines:
+            continue
+        if group_by == "sku":
+            key = r.sku
+        elif group_by == "channel":
+            key = r.channel
+        else:
+            d = r.placed_day if group_by == "day" else r.placed_day - timedelta(days=r.placed_day.weekday())
+            key = d.isoformat()
+        a = acc[key]
+        for i, v in enumerate((r.lines, r.filled, r.ordered, r.taken)):
+            a[i] += int(v)
+    total = [sum(a[i] for a in acc.values()) for i in range(4)]
+    return {
+        "group_by": group_by,
+        "items": [{group_by: k, **_fill_shape(*acc[k])} for k in sorted(acc)],
+        "total": _fill_shape(*total),
     }
 
 
@@ -753,6 +1023,9 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
 
 
 def fill_rate_total(conn: Connection, f: Filters) -> float | None:
+    if _aligned(f):
+        rows = _placed_rows(conn, f)
+        return ratio(sum(int(r.taken) for r in rows), sum(int(r.ordered) for r in rows))
     ordered, taken = conn.execute(
         select(func.coalesce(func.sum(ol.c.qty), 0), func.coalesce(func.sum(_taken_at_placement()), 0)).where(
             *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)

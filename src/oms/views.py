@@ -7,14 +7,32 @@ never with a COUNT, so page 200 costs what page 1 costs.
 from __future__ import annotations
 
 import base64
+import functools
+import itertools
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from oms.domain.allocation import SortField, sort_fields
 from oms.domain.errors import Invalid, NotFound
@@ -25,7 +43,7 @@ from oms.services.common import (
     policy_from_json,
     policy_to_json,
 )
-from oms.store.queue import after, before_levels, order_by
+from oms.store.queue import after, after_levels, before_levels, level_pair_guard, order_by
 from oms.store.tables import (
     customers,
     events,
@@ -121,11 +139,31 @@ def decode_cursor(cursor: str, table: Any, fields: Sequence[SortField]) -> list[
 
 
 def page(
-    conn: Connection, q: Select[Any], table: Any, fields: list[SortField], limit: int, cursor: str | None
+    conn: Connection,
+    q: Select[Any],
+    table: Any,
+    fields: list[SortField],
+    limit: int,
+    cursor: str | None,
+    ranges: bool = False,
 ) -> tuple[list[Any], str | None]:
-    if cursor:
+    """One page in `fields` order after the cursor's row.
+
+    `ranges`: read the rows after the cursor as disjoint index ranges, each with its own ORDER BY and
+    LIMIT, merged (queue.after_levels), for an order with several fields that an index serves.
+    """
+    ob = order_by(table, fields)
+    if cursor and ranges and len(fields) > 1:
+        levels = after_levels(table, fields, decode_cursor(cursor, table, fields))
+        parts = [q.where(level).order_by(*ob).limit(limit + 1).subquery() for level in levels]
+        if not parts:
+            return [], None
+        merged = parts[0] if len(parts) == 1 else union_all(*[select(p) for p in parts]).subquery()
+        q = select(merged)
+        ob = order_by(merged, fields)
+    elif cursor:
         q = q.where(after(table, fields, decode_cursor(cursor, table, fields)))
-    rows: list[Any] = list(conn.execute(q.order_by(*order_by(table, fields)).limit(limit + 1)))
+    rows: list[Any] = list(conn.execute(q.order_by(*ob).limit(limit + 1)))
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -278,22 +316,13 @@ def list_backorders(
     """Pending back-ordered lines, filtered, each with its queue position under the current rule."""
     rule_fields = sort_fields(allocation_rule(conn))
     ol = order_lines
-    q = select(
-        ol.c.id,
-        ol.c.order_number,
-        ol.c.channel,
-        ol.c.line_no,
-        ol.c.sku,
-        ol.c.customer_id,
-        ol.c.placed_at,
-        ol.c.qty,
-        ol.c.backordered_qty,
-        ol.c.eta,
-        ol.c.priority,
-        ol.c.tier_rank,
-        ol.c.order_value,
-        ol.c.promised_date,
-    ).where(ol.c.backordered_qty > 0)
+    # A literal 0, not a bound parameter: SQLite uses a partial index only when it can see that the
+    # query's WHERE implies the index's.
+    q = (
+        select(*PAGE_COLUMNS, customers.c.tier.label("customer_tier"))
+        .select_from(ol.outerjoin(customers, customers.c.customer_id == ol.c.customer_id))
+        .where(ol.c.backordered_qty > literal_column("0"))
+    )
     if sku:
         q = q.where(ol.c.sku == sku)
     if customer_id:
@@ -305,20 +334,13 @@ def list_backorders(
     if tier_rank is not None:
         q = q.where(ol.c.tier_rank == tier_rank)
     if min_age_days is not None:
-        from datetime import timedelta
-
         q = q.where(ol.c.placed_at <= now - timedelta(days=min_age_days))
     fields = rule_fields if sort == "queue" else AGE_FIELDS
-    rows, nxt = page(conn, q, ol, fields, limit, cursor)
-    tiers = {
-        r.customer_id: r.tier
-        for r in conn.execute(
-            select(customers.c.customer_id, customers.c.tier).where(
-                customers.c.customer_id.in_({r.customer_id for r in rows})
-            )
-        )
-    }
-    positions = queue_positions(conn, [r.id for r in rows], rule_fields)
+    rows, nxt = page(conn, q, ol, fields, limit, cursor, ranges=True)
+    # In queue order with no filter but the SKU, the page is a window of the global queue, so a
+    # SKU's lines on it follow one another in that SKU's queue too.
+    unfiltered = not (customer_id or order_number or channel or tier_rank is not None or min_age_days is not None)
+    positions = positions_of(conn, rows, rule_fields, consecutive=sort == "queue" and unfiltered)
     items = [
         {
             "order_number": r.order_number,
@@ -326,7 +348,7 @@ def list_backorders(
             "line_no": r.line_no,
             "sku": r.sku,
             "customer_id": r.customer_id,
-            "customer_tier": tiers.get(r.customer_id),
+            "customer_tier": r.customer_tier,
             "placed_at": rfc3339(r.placed_at),
             "qty": r.qty,
             "backordered_qty": r.backordered_qty,
@@ -340,49 +362,133 @@ def list_backorders(
     return {"items": items, "next_cursor": nxt}
 
 
-def queue_positions(conn: Connection, line_ids: list[int], fields: list[SortField]) -> dict[int, int]:
-    """Each line's 1-based place in its SKU's queue.
+PAGE_COLUMNS = (
+    order_lines.c.id,
+    order_lines.c.order_number,
+    order_lines.c.channel,
+    order_lines.c.line_no,
+    order_lines.c.sku,
+    order_lines.c.customer_id,
+    order_lines.c.placed_at,
+    order_lines.c.qty,
+    order_lines.c.backordered_qty,
+    order_lines.c.eta,
+    order_lines.c.priority,
+    order_lines.c.tier_rank,
+    order_lines.c.order_value,
+    order_lines.c.promised_date,
+)
 
-    A SKU with one line on the page: index range counts (cost: the line's position). A SKU with
-    several: its queue read once in index order until the last of them is seen, rather than one
-    count per line.
-    """
+
+def queue_positions(conn: Connection, line_ids: list[int], fields: list[SortField]) -> dict[int, int]:
+    """Each waiting line's 1-based place in its SKU's queue."""
     if not line_ids:
         return {}
-    by_sku: dict[str, set[int]] = defaultdict(set)
-    for line_id, sku in conn.execute(select(order_lines.c.id, order_lines.c.sku).where(order_lines.c.id.in_(line_ids))):
-        by_sku[sku].add(line_id)
-    out: dict[int, int] = {}
-    single = [ids.copy().pop() for ids in by_sku.values() if len(ids) == 1]
-    if single:
-        me = order_lines.alias("me")
-        counts = [
-            select(func.count())
-            .select_from(order_lines)
-            .where(order_lines.c.sku == me.c.sku, order_lines.c.backordered_qty > 0, level)
-            .scalar_subquery()
-            for level in before_levels(order_lines, fields, [me.c[f.attr] for f in fields])
-        ]
-        q = select(me.c.id, *counts).where(me.c.id.in_(single))
-        out |= {row[0]: sum(int(n) for n in row[1:]) + 1 for row in conn.execute(q)}
-    walk = (
-        select(order_lines.c.id)
-        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
-        .order_by(*order_by(order_lines, fields))
-    )
-    for sku, ids in by_sku.items():
-        if len(ids) < 2:
-            continue
-        wanted = set(ids)
-        result = conn.execution_options(yield_per=1000).execute(walk, {"b_sku": sku})
-        for position, (line_id,) in enumerate(result, start=1):
-            if line_id in wanted:
-                out[line_id] = position
-                wanted.discard(line_id)
-                if not wanted:
-                    break
-        result.close()
+    rows = conn.execute(
+        select(*PAGE_COLUMNS).where(order_lines.c.id.in_(line_ids), order_lines.c.backordered_qty > 0)
+    ).all()
+    return positions_of(conn, rows, fields)
+
+
+def positions_of(
+    conn: Connection, rows: Sequence[Any], fields: list[SortField], consecutive: bool = False
+) -> dict[int, int]:
+    """Queue positions of waiting lines (rows carrying the sort fields), in one statement.
+
+    A SKU's lines are put in queue order here. The first costs a count of the lines ahead of it, the
+    next ones a count of the lines between each and the one before it: disjoint index ranges, so the
+    cost is the first line's position plus the gaps, not each line's position. `consecutive`: the
+    caller knows no line of the SKU lies between them, so only the first is counted.
+    """
+    if not rows:
+        return {}
+    key = _queue_key(fields)
+    by_sku: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_sku[r.sku].append(r)
+    firsts: list[int] = []
+    follows: list[tuple[int, int]] = []  # (line, the SKU's line before it on the page), in queue order
+    for lines in by_sku.values():
+        ordered = sorted(lines, key=key)
+        firsts.append(ordered[0].id)
+        follows += [(b.id, a.id) for a, b in itertools.pairwise(ordered)]
+    pairs = [] if consecutive else follows
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"ids": firsts, "me_ids": [b for b, _ in pairs], "pv_ids": [a for _, a in pairs]}
+    else:
+        params = {"ids": firsts, "pairs": json.dumps(pairs)}
+    ahead = {
+        line_id: int(n) for line_id, n in conn.execute(_positions_statement(tuple(fields), conn.dialect.name), params)
+    }
+    out = {line_id: ahead[line_id] + 1 for line_id in firsts}
+    for line_id, before_id in follows:  # in queue order, so the line before is always known
+        out[line_id] = out[before_id] + 1 + (0 if consecutive else ahead[line_id])
     return out
+
+
+def _queue_key(fields: list[SortField]) -> Any:
+    """A Python sort key equal to the queue's ORDER BY (as the domain's queue_sort_key)."""
+
+    def key(row: Any) -> tuple[Any, ...]:
+        out: tuple[Any, ...] = ()
+        for f in fields:
+            v = getattr(row, f.attr)
+            out += (v is None, v) if f.nulls_last else ((-v,) if f.descending else (v,))
+        return out
+
+    return key
+
+
+@functools.cache
+def _positions_statement(fields: tuple[SortField, ...], dialect: str) -> Any:
+    """Rows (line id, lines ahead of it) for lines `ids`, and (line id, lines between it and its pair)
+    for the pairs `me`/`pv`: one statement.
+
+    Correlated counts over disjoint index ranges (store.queue.before_levels/after_levels), so the
+    shape depends only on the rule. On PostgreSQL the ids travel as arrays: the text never changes,
+    psycopg prepares it, and it is planned once however many lines a page has.
+    """
+    ol = order_lines
+    me, pv = ol.alias("me"), ol.alias("pv")
+
+    def count(*conds: Any) -> Any:
+        return (
+            select(func.count())
+            .select_from(ol)
+            .where(ol.c.sku == me.c.sku, ol.c.backordered_qty > literal_column("0"), *conds)
+            .scalar_subquery()
+        )
+
+    def total(counts: list[Any]) -> Any:
+        return functools.reduce(operator.add, counts).label("n")
+
+    ahead_of_me = before_levels(ol, fields, [me.c[f.attr] for f in fields])
+    after_pv = after_levels(ol, fields, [pv.c[f.attr] for f in fields])[::-1]  # level j: differs on field j
+    firsts = select(me.c.id, total([count(level) for level in ahead_of_me]))
+    between = total(
+        [
+            count(a, b, *level_pair_guard(me, pv, fields, i, j))
+            for i, a in enumerate(ahead_of_me)
+            for j, b in enumerate(after_pv)
+        ]
+    )
+    if dialect == "postgresql":
+        firsts = firsts.where(me.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        pairs: Any = select(
+            func.unnest(bindparam("me_ids", type_=ARRAY(BigInteger))).label("me_id"),
+            func.unnest(bindparam("pv_ids", type_=ARRAY(BigInteger))).label("pv_id"),
+        ).subquery("pairs")
+    else:
+        firsts = firsts.where(me.c.id.in_(bindparam("ids", expanding=True)))
+        pairs = (
+            text("SELECT value ->> 0 AS me_id, value ->> 1 AS pv_id FROM json_each(:pairs)")
+            .columns(column("me_id", Integer), column("pv_id", Integer))
+            .subquery("pairs")
+        )
+    follows = select(me.c.id, between).select_from(
+        pairs.join(me, me.c.id == pairs.c.me_id).join(pv, pv.c.id == pairs.c.pv_id)
+    )
+    return union_all(firsts, follows)
 
 
 # ---- purchasing ---------------------------------------------------------------------------------

@@ -35,14 +35,18 @@ def walk_etas(demands: Sequence[int], supplies: Sequence[Supply], today: date, l
     )
     out: list[Eta] = []
     i, incoming, demand = 0, 0, 0
+    covering: Eta | None = None  # the ETA of PO line i - 1, built once for all the lines it covers
     for qty in demands:
         demand += qty
         while i < len(ordered) and incoming < demand:
             incoming += ordered[i].qty
             i += 1
+            covering = None
         if incoming >= demand and i > 0:
-            s = ordered[i - 1]
-            out.append(Eta(max(s.expected_date, today), f"po:{s.po_number}"))
+            if covering is None:
+                s = ordered[i - 1]
+                covering = Eta(max(s.expected_date, today), f"po:{s.po_number}")
+            out.append(covering)
         else:
             out.append(fallback)
     return out

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from oms.domain.allocation import DEFAULT_RULE, RuleKey, parse_rule
 from oms.domain.errors import Invalid
 from oms.domain.policy import DEFAULT_POLICY, BackorderMode, BackorderPolicy, SkuStock
-from oms.store.db import Store
+from oms.store.db import Store, insert_rows
 from oms.store.tables import events, po_lines, products, purchase_orders, settings
 
 
@@ -88,7 +88,7 @@ class Ctx:
             from . import outbox  # the notifications these events cause, in the same transaction
 
             outbox.notify(self, self.pending_events)
-            self.conn.execute(insert(events), self.pending_events)
+            insert_rows(self.conn, events, self.pending_events)
             self.pending_events = []
 
 
@@ -197,7 +197,10 @@ def lock_products(ctx: Ctx, skus: Iterable[str]) -> dict[str, Any]:
     q = select(products).where(products.c.sku.in_(wanted)).order_by(products.c.sku)
     if ctx.dialect == "postgresql":
         q = q.with_for_update()
-    return {row.sku: row for row in ctx.conn.execute(q)}
+    rows = {row.sku: row for row in ctx.conn.execute(q)}
+    # Policies do not change while the row is locked: the engine's steps read them from here.
+    ctx._memo.setdefault("policies", {}).update((sku, row.backorder_policy) for sku, row in rows.items())
+    return rows
 
 
 def require_products(ctx: Ctx, skus: Sequence[str], field_name: str = "lines") -> dict[str, Any]:
@@ -226,10 +229,12 @@ def incoming_by_sku(conn: Connection, skus: Iterable[str]) -> dict[str, int]:
     return {sku: int(n or 0) for sku, n in conn.execute(q)}
 
 
-def sku_stock(conn: Connection, rows: Mapping[str, Any]) -> dict[str, SkuStock]:
-    """Placement's view of the locked SKUs."""
+def sku_stock(
+    conn: Connection, rows: Mapping[str, Any], fallback: BackorderPolicy | None = None
+) -> dict[str, SkuStock]:
+    """Placement's view of the locked SKUs (`fallback`: the default policy, when the caller has read it)."""
     incoming = incoming_by_sku(conn, rows)
-    fallback = default_policy(conn)
+    fallback = fallback or default_policy(conn)
     return {
         sku: SkuStock(
             sku=sku,

@@ -6,17 +6,20 @@ Callers hold the SKUs' row locks (common.lock_products) before calling any of th
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, Integer, String, bindparam, column, func, insert, select, text, true, update
+from sqlalchemy import cast as cast_
 
-from oms.domain.allocation import Allocation, QueueLine, RuleKey, plan_allocation, sort_fields
+from oms.domain.allocation import Allocation, QueueLine, RuleKey, SortField, plan_allocation, sort_fields
 from oms.domain.eta import Supply, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
+from oms.store.db import insert_rows, update_rows
 from oms.store.queue import order_by
 from oms.store.tables import (
     allocations,
@@ -62,53 +65,53 @@ def queue_line(row: Any) -> QueueLine:
     )
 
 
-def allocate_backorders(ctx: Ctx, locked: Mapping[str, Any], source: str, ref: str | None = None) -> list[Allocation]:
+def allocate_backorders(
+    ctx: Ctx, locked: Mapping[str, Any], source: str, ref: str | None = None
+) -> tuple[list[Allocation], dict[int, int]]:
     """Give each locked SKU's available units to its queue in rule order (rule 4).
 
-    The queue is read in index order and only as far as the units reach (each line wants at least
-    one unit, so `available` rows are always enough); the plan is written in three statements.
+    Each queue is read in index order only as far as the units reach, and the plan is booked: the
+    allocation rows and the products' counters. The lines' own counters are written by
+    `settle_orders`, which the caller hands the plan to, so that each line is updated once with its
+    allocation, its release and its cleared ETA. Returns the plan and each planned line's order id.
     """
+    units = {
+        sku: row.on_hand - row.allocated
+        for sku, row in locked.items()
+        if row.on_hand - row.allocated > 0 and row.backordered > 0
+    }
+    if not units:
+        return [], {}
     fields = sort_fields(ctx.rule())
     plan: list[Allocation] = []
+    order_of: dict[int, int] = {}
     per_sku: dict[str, int] = {}
-    # One statement for every SKU, built once: only its parameters change from SKU to SKU.
-    q = (
-        select(*QUEUE_COLUMNS)
-        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
-        .order_by(*order_by(order_lines, fields))
-        .limit(bindparam("b_limit"))
-    )
-    for sku in sorted(locked):
-        row = locked[sku]
-        available = row.on_hand - row.allocated
-        if available <= 0 or row.backordered <= 0:
-            continue
-        rows = ctx.conn.execute(q, {"b_sku": sku, "b_limit": available})
-        sku_plan = plan_allocation(available, (queue_line(r) for r in rows))
-        per_sku[sku] = sum(a.qty for a in sku_plan)
-        plan.extend(sku_plan)
+    for sku, rows in _queue_heads(ctx, units, fields):
+        seen: list[Any] = []
+
+        def walk(rows: Iterable[Any] = rows, seen: list[Any] = seen) -> Iterator[QueueLine]:
+            for r in rows:
+                seen.append(r)
+                yield queue_line(r)
+
+        sku_plan = plan_allocation(units[sku], walk())
+        if sku_plan:
+            per_sku[sku] = sum(a.qty for a in sku_plan)
+            plan.extend(sku_plan)
+            order_of.update((r.id, r.order_id) for r in seen[: len(sku_plan)])
     if not plan:
-        return plan
-    ctx.conn.execute(
-        update(order_lines)
-        .where(order_lines.c.id == bindparam("b_id"))
-        .values(
-            allocated_qty=order_lines.c.allocated_qty + bindparam("b_qty"),
-            backordered_qty=order_lines.c.backordered_qty - bindparam("b_qty"),
-        ),
-        [{"b_id": a.line.line_id, "b_qty": a.qty} for a in plan],
+        return plan, order_of
+    update_rows(
+        ctx.conn,
+        "products",
+        ("sku", "b_sku"),
+        {"allocated": "allocated + {b_qty}", "backordered": "backordered - {b_qty}"},
+        {"b_sku": "varchar", "b_qty": "integer"},
+        [{"b_sku": sku, "b_qty": n} for sku, n in sorted(per_sku.items())],
     )
-    ctx.conn.execute(
-        update(products)
-        .where(products.c.sku == bindparam("b_sku"))
-        .values(
-            allocated=products.c.allocated + bindparam("b_qty"),
-            backordered=products.c.backordered - bindparam("b_qty"),
-        ),
-        [{"b_sku": sku, "b_qty": n} for sku, n in per_sku.items()],
-    )
-    ctx.conn.execute(
-        insert(allocations),
+    insert_rows(
+        ctx.conn,
+        allocations,
         [
             {"line_id": a.line.line_id, "sku": a.line.sku, "qty": a.qty, "source": source, "ref": ref, "at": ctx.now}
             for a in plan
@@ -119,17 +122,60 @@ def allocate_backorders(ctx: Ctx, locked: Mapping[str, Any], source: str, ref: s
         by_order[a.line.order_number].append({"line_no": a.line.line_no, "sku": a.line.sku, "qty": a.qty})
     for order_number, lines in by_order.items():
         ctx.event("allocated", {"source": source, "ref": ref, "lines": lines}, order_number=order_number)
-    return plan
+    return plan, order_of
 
 
-def order_ids_of_lines(ctx: Ctx, line_ids: Iterable[int]) -> set[int]:
-    ids = sorted(set(line_ids))
-    if not ids:
-        return set()
-    found: set[int] = set()
-    for part in chunks(ids):
-        found |= set(ctx.conn.scalars(select(order_lines.c.order_id).where(order_lines.c.id.in_(part)).distinct()))
-    return found
+def _queue_heads(
+    ctx: Ctx, units: Mapping[str, int], fields: Sequence[SortField]
+) -> Iterator[tuple[str, Iterable[Any]]]:
+    """Each SKU's queue head in rule order, SKUs sorted: the lines its units reach.
+
+    PostgreSQL: one statement for every SKU (a LATERAL index walk per SKU bounded by its units, and a
+    running sum that keeps only the lines the units reach). SQLite: one indexed read per SKU, run in
+    process and stepped only as far as the walk goes.
+    """
+    skus = sorted(units)
+    if ctx.dialect == "postgresql":
+        wanted = json.dumps([{"sku": s, "units": units[s]} for s in skus])
+        b = (
+            func.json_to_recordset(cast_(bindparam("b_units", wanted), JSON))
+            .table_valued(column("sku", String), column("units", Integer))
+            .render_derived(name="b", with_types=True)
+        )
+        head = (
+            select(*QUEUE_COLUMNS)
+            .where(order_lines.c.sku == b.c.sku, order_lines.c.backordered_qty > 0)
+            .order_by(*order_by(order_lines, fields))
+            .limit(b.c.units)
+            .lateral("q")
+        )
+        ahead = func.sum(head.c.backordered_qty).over(
+            partition_by=head.c.sku, order_by=order_by(cast(Any, head), fields)
+        )
+        walked = (
+            select(head, (ahead - head.c.backordered_qty).label("ahead"), b.c.units)
+            .select_from(b.join(head, true()))
+            .subquery("w")
+        )
+        q = (
+            select(*(walked.c[c.name] for c in QUEUE_COLUMNS))
+            .where(walked.c.ahead < walked.c.units)
+            .order_by(walked.c.sku, *order_by(cast(Any, walked), fields))
+        )
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for r in ctx.conn.execute(q):
+            grouped[r.sku].append(r)
+        for sku in skus:
+            yield sku, grouped.get(sku, [])
+        return
+    one = (
+        select(*QUEUE_COLUMNS)
+        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields))
+        .limit(bindparam("b_limit"))
+    )
+    for sku in skus:
+        yield sku, ctx.conn.execute(one, {"b_sku": sku, "b_limit": units[sku]})
 
 
 def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
@@ -137,9 +183,16 @@ def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
     wanted = sorted(set(skus))
     if not wanted:
         return frozenset()
-    fallback = ctx.fallback_policy()
-    rows = ctx.conn.execute(select(products.c.sku, products.c.backorder_policy).where(products.c.sku.in_(wanted)))
-    return frozenset(sku for sku, pol in rows if (policy_from_json(pol) or fallback).holds_release(ctx.today))
+    known: dict[str, Any] = ctx._memo.get("policies", {})  # the SKUs this use case locked
+    pairs = [(sku, known[sku]) for sku in wanted if sku in known]
+    for part in chunks([sku for sku in wanted if sku not in known]):
+        pairs += ctx.conn.execute(select(products.c.sku, products.c.backorder_policy).where(products.c.sku.in_(part)))
+    held = set()
+    for sku, pol in pairs:
+        policy = policy_from_json(pol) if pol is not None else ctx.fallback_policy()
+        if policy is not None and policy.holds_release(ctx.today):
+            held.add(sku)
+    return frozenset(held)
 
 
 # Longest list bound into one IN (...): SQLite allows 32,766 parameters per statement.
@@ -151,30 +204,68 @@ def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
         yield items[i : i + size]
 
 
-def settle_orders(ctx: Ctx, order_ids: Iterable[int]) -> None:
-    """Release what each order may ship (rule 6) and bring its status up to date."""
+SETTLE_LINE_COLUMNS = (
+    order_lines.c.id,
+    order_lines.c.order_id,
+    order_lines.c.line_no,
+    order_lines.c.sku,
+    order_lines.c.qty,
+    order_lines.c.allocated_qty,
+    order_lines.c.backordered_qty,
+    order_lines.c.shipped_qty,
+    order_lines.c.cancelled_qty,
+    order_lines.c.released_qty,
+)
+
+
+def settle_orders(ctx: Ctx, order_ids: Iterable[int], allocated: Mapping[int, int] | None = None) -> None:
+    """Release what each order may ship (rule 6) and bring its status up to date.
+
+    `allocated` (line id -> units) is a plan from `allocate_backorders` not yet written to the
+    lines: it is applied here, in the one UPDATE each line gets with its release and, once the line
+    no longer waits, its cleared ETA. Every planned line's order must be among `order_ids`.
+    """
     ids = sorted(set(order_ids))
-    if len(ids) > IN_CHUNK:
-        for part in chunks(ids):
-            settle_orders(ctx, part)
-        return
-    if not ids:
-        return
-    head = {r.id: r for r in ctx.conn.execute(select(orders).where(orders.c.id.in_(ids)))}
-    lines: dict[int, list[Any]] = defaultdict(list)
+    got = allocated or {}
+    done = 0
+    for part in chunks(ids):
+        done += _settle(ctx, part, got)
+    if done != len(got):
+        raise AssertionError("an allocated line's order was not settled")
+
+
+def _settle(ctx: Ctx, ids: list[int], got: Mapping[int, int]) -> int:
+    heads = ctx.conn.execute(
+        select(orders.c.id, orders.c.order_number, orders.c.channel, orders.c.ship_policy, orders.c.status).where(
+            orders.c.id.in_(ids)
+        )
+    )
+    head = {r.id: r for r in heads}
+    lines: dict[int, list[tuple[int, LineQty, int]]] = defaultdict(list)  # order id -> (line id, qty, allocated now)
     for r in ctx.conn.execute(
-        select(order_lines)
+        select(*SETTLE_LINE_COLUMNS)
         .where(order_lines.c.order_id.in_(ids))
         .order_by(order_lines.c.order_id, order_lines.c.line_no)
     ):
-        lines[r.order_id].append(r)
-    held = held_skus(ctx, {r.sku for rs in lines.values() for r in rs if r.allocated_qty > r.released_qty})
+        a = got.get(r.id, 0)
+        qty = LineQty(
+            line_no=r.line_no,
+            sku=r.sku,
+            qty=r.qty,
+            allocated_qty=r.allocated_qty + a,
+            backordered_qty=r.backordered_qty - a,
+            shipped_qty=r.shipped_qty,
+            cancelled_qty=r.cancelled_qty,
+            released_qty=r.released_qty,
+        )
+        lines[r.order_id].append((r.id, qty, a))
+    held = held_skus(ctx, {q.sku for rs in lines.values() for _, q, _ in rs if q.allocated_qty > q.released_qty})
 
     releases: list[tuple[Any, dict[int, int]]] = []
     status_changes: list[dict[str, Any]] = []
     for oid in ids:
         order, rows = head[oid], lines[oid]
-        qtys = [line_qty(r) for r in rows]
+        qtys = [q for _, q, _ in rows]
         units = units_to_release(ShipPolicy(order.ship_policy), qtys, held)
         if units:
             releases.append((order, units))
@@ -182,13 +273,37 @@ def settle_orders(ctx: Ctx, order_ids: Iterable[int]) -> None:
         if status != order.status:
             status_changes.append({"b_id": oid, "b_status": status.value})
             ctx.event("status_changed", {"from": order.status, "to": status.value}, order_number=order.order_number)
-    if status_changes:
-        ctx.conn.execute(
-            update(orders).where(orders.c.id == bindparam("b_id")).values(status=bindparam("b_status")),
-            status_changes,
-        )
-    if releases:
-        _release(ctx, releases, {oid: {r.line_no: r for r in lines[oid]} for oid in ids})
+    update_rows(
+        ctx.conn, "orders", ("id", "b_id"), {"status": "{b_status}"}, {"b_id": "bigint", "b_status": "varchar"},
+        status_changes,
+    )  # fmt: skip
+    released = _release(
+        ctx, releases, {oid: {q.line_no: (line_id, q.sku) for line_id, q, _ in lines[oid]} for oid in ids}
+    )
+    writes = []
+    planned = 0
+    for oid in ids:
+        for line_id, q, a in lines[oid]:
+            planned += a > 0
+            rel = released.get(line_id, 0)
+            if a or rel:
+                clear = int(a > 0 and q.backordered_qty == 0)  # filled now: it has no ETA of its own
+                writes.append({"b_id": line_id, "b_alloc": a, "b_rel": rel, "b_clear": clear})
+    update_rows(
+        ctx.conn,
+        "order_lines",
+        ("id", "b_id"),
+        {
+            "allocated_qty": "allocated_qty + {b_alloc}",
+            "backordered_qty": "backordered_qty - {b_alloc}",
+            "released_qty": "released_qty + {b_rel}",
+            "eta": "CASE WHEN {b_clear} = 1 THEN NULL ELSE eta END",
+            "eta_basis": "CASE WHEN {b_clear} = 1 THEN NULL ELSE eta_basis END",
+        },
+        {"b_id": "bigint", "b_alloc": "integer", "b_rel": "integer", "b_clear": "integer"},
+        writes,
+    )
+    return planned
 
 
 def line_qty(r: Any) -> LineQty:
@@ -204,33 +319,60 @@ def line_qty(r: Any) -> LineQty:
     )
 
 
-def _release(ctx: Ctx, releases: list[tuple[Any, dict[int, int]]], lines: dict[int, dict[int, Any]]) -> None:
-    created = (
-        ctx.conn.execute(
-            insert(shipments).returning(shipments.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "order_id": order.id,
-                    "order_number": order.order_number,
-                    "channel": order.channel,
-                    "status": ShipmentStatus.PICK.value,
-                    "created_at": ctx.now,
-                    "updated_at": ctx.now,
-                }
-                for order, _ in releases
-            ],
+def _release(
+    ctx: Ctx, releases: list[tuple[Any, dict[int, int]]], line_ids: dict[int, dict[int, tuple[int, str]]]
+) -> dict[int, int]:
+    """Create a shipment in pick for each (order, units by line number); returns units released by line id."""
+    if not releases:
+        return {}
+    if ctx.dialect == "postgresql":
+        # One INSERT ... SELECT for every shipment; ids are matched back by order (one shipment each).
+        created = ctx.conn.execute(
+            text(
+                "INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at) "
+                "SELECT v.o, v.n, v.c, 'pick', :now, :now FROM json_to_recordset(CAST(:rows AS json)) "
+                "AS v(i integer, o bigint, n varchar, c varchar) ORDER BY v.i RETURNING id, order_id"
+            ),
+            {
+                "rows": json.dumps(
+                    [
+                        {"i": i, "o": order.id, "n": order.order_number, "c": order.channel}
+                        for i, (order, _) in enumerate(releases)
+                    ]
+                ),
+                "now": ctx.now,
+            },
         )
-        .scalars()
-        .all()
-    )
-    ship_rows, line_updates = [], []
-    for shipment_id, (order, units) in zip(created, releases, strict=True):
-        for line_no, qty in sorted(units.items()):
-            line = lines[order.id][line_no]
-            ship_rows.append(
-                {"shipment_id": shipment_id, "line_id": line.id, "line_no": line_no, "sku": line.sku, "qty": qty}
+        shipment_of = {order_id: shipment_id for shipment_id, order_id in created}
+        ids: Sequence[int] = [shipment_of[order.id] for order, _ in releases]
+    else:
+        ids = (
+            ctx.conn.execute(
+                insert(shipments).returning(shipments.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "order_id": order.id,
+                        "order_number": order.order_number,
+                        "channel": order.channel,
+                        "status": ShipmentStatus.PICK.value,
+                        "created_at": ctx.now,
+                        "updated_at": ctx.now,
+                    }
+                    for order, _ in releases
+                ],
             )
-            line_updates.append({"b_id": line.id, "b_qty": qty})
+            .scalars()
+            .all()
+        )
+    ship_rows: list[dict[str, Any]] = []
+    released: dict[int, int] = {}
+    for shipment_id, (order, units) in zip(ids, releases, strict=True):
+        for line_no, qty in sorted(units.items()):
+            line_id, sku = line_ids[order.id][line_no]
+            ship_rows.append(
+                {"shipment_id": shipment_id, "line_id": line_id, "line_no": line_no, "sku": sku, "qty": qty}
+            )
+            released[line_id] = qty
         ctx.event(
             "shipment_created",
             {
@@ -240,13 +382,8 @@ def _release(ctx: Ctx, releases: list[tuple[Any, dict[int, int]]], lines: dict[i
             },
             order_number=order.order_number,
         )
-    ctx.conn.execute(insert(shipment_lines), ship_rows)
-    ctx.conn.execute(
-        update(order_lines)
-        .where(order_lines.c.id == bindparam("b_id"))
-        .values(released_qty=order_lines.c.released_qty + bindparam("b_qty")),
-        line_updates,
-    )
+    insert_rows(ctx.conn, shipment_lines, ship_rows)
+    return released
 
 
 def open_supplies(ctx: Ctx, skus: Iterable[str]) -> dict[str, list[Supply]]:
@@ -312,54 +449,57 @@ def recompute_etas(ctx: Ctx, skus: Iterable[str]) -> None:
     supplies = open_supplies(ctx, wanted)
     lead_q = select(products.c.sku, products.c.lead_time_days).where(products.c.sku.in_(wanted))
     lead = {r.sku: r.lead_time_days for r in ctx.conn.execute(lead_q)}
+    # The queue in index order, only the columns the walk and the comparison need; one statement for
+    # every SKU, built once.
+    q = (
+        select(
+            order_lines.c.id,
+            order_lines.c.order_number,
+            order_lines.c.line_no,
+            order_lines.c.backordered_qty,
+            order_lines.c.eta,
+            order_lines.c.eta_basis,
+            order_lines.c.promised_date,
+        )
+        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields))
+    )
     changes: list[dict[str, Any]] = []
     for sku in wanted:
-        q = (
-            select(
-                order_lines.c.id,
-                order_lines.c.order_number,
-                order_lines.c.line_no,
-                order_lines.c.backordered_qty,
-                order_lines.c.eta,
-                order_lines.c.eta_basis,
-                order_lines.c.promised_date,
-            )
-            .where(order_lines.c.sku == sku, order_lines.c.backordered_qty > 0)
-            .order_by(*order_by(order_lines, fields))
-        )
-        rows = ctx.conn.execute(q).all()
-        etas = walk_etas([r.backordered_qty for r in rows], supplies.get(sku, []), ctx.today, lead.get(sku))
-        for r, e in zip(rows, etas, strict=True):
-            if (r.eta, r.eta_basis) == (e.eta, e.basis) and (r.promised_date is not None or e.eta is None):
+        rows = ctx.conn.execute(q, {"b_sku": sku}).all()
+        etas = walk_etas([r[3] for r in rows], supplies.get(sku, []), ctx.today, lead.get(sku))
+        for (line_id, order_number, line_no, _, eta, basis, promised), e in zip(rows, etas, strict=True):
+            if eta == e.eta and basis == e.basis and (promised is not None or e.eta is None):
                 continue
             changes.append(
                 {
-                    "b_id": r.id,
+                    "b_id": line_id,
                     "b_eta": e.eta,
                     "b_basis": e.basis,
-                    "b_promised": r.promised_date if r.promised_date is not None else e.eta,
+                    "b_promised": promised if promised is not None else e.eta,
                 }
             )
-            if r.eta != e.eta:
+            if eta != e.eta:
                 ctx.event(
                     "eta_changed",
                     {
-                        "line_no": r.line_no,
+                        "line_no": line_no,
                         "sku": sku,
-                        "from": iso(r.eta),
+                        "from": iso(eta),
                         "to": iso(e.eta),
                         "basis": e.basis,
-                        "later": bool(r.eta and (e.eta is None or e.eta > r.eta)),
+                        "later": bool(eta and (e.eta is None or e.eta > eta)),
                     },
-                    order_number=r.order_number,
+                    order_number=order_number,
                 )
-    if changes:
-        ctx.conn.execute(
-            update(order_lines)
-            .where(order_lines.c.id == bindparam("b_id"))
-            .values(eta=bindparam("b_eta"), eta_basis=bindparam("b_basis"), promised_date=bindparam("b_promised")),
-            changes,
-        )
+    update_rows(
+        ctx.conn,
+        "order_lines",
+        ("id", "b_id"),
+        {"eta": "{b_eta}", "eta_basis": "{b_basis}", "promised_date": "{b_promised}"},
+        {"b_id": "bigint", "b_eta": "date", "b_basis": "varchar", "b_promised": "date"},
+        changes,
+    )
 
 
 def date_new_lines(ctx: Ctx, ahead: Mapping[str, int], new_lines: list[tuple[int, str, int]]) -> None:
@@ -415,16 +555,6 @@ def iso(d: Any) -> str | None:
     return d.isoformat() if d is not None else None
 
 
-def clear_eta_of_filled(ctx: Ctx, line_ids: Iterable[int]) -> None:
-    """A line that no longer waits has no ETA of its own."""
-    for part in chunks(sorted(set(line_ids))):
-        ctx.conn.execute(
-            update(order_lines)
-            .where(order_lines.c.id.in_(part), order_lines.c.backordered_qty == 0)
-            .values(eta=None, eta_basis=None)
-        )
-
-
 def after_stock_change(
     ctx: Ctx,
     locked: Mapping[str, Any],
@@ -434,11 +564,16 @@ def after_stock_change(
     redate: Iterable[str] = (),
 ) -> list[Allocation]:
     """The common tail of a stock-changing use case: allocate, release, settle, re-date, log."""
-    fresh = {r.sku: r for r in ctx.conn.execute(select(products).where(products.c.sku.in_(sorted(locked))))}
-    plan = allocate_backorders(ctx, fresh, source, ref)
-    filled = [a.line.line_id for a in plan]
-    clear_eta_of_filled(ctx, filled)
-    settle_orders(ctx, set(touched_orders) | order_ids_of_lines(ctx, filled))
+    fresh = {
+        r.sku: r
+        for r in ctx.conn.execute(
+            select(products.c.sku, products.c.on_hand, products.c.allocated, products.c.backordered).where(
+                products.c.sku.in_(sorted(locked))
+            )
+        )
+    }
+    plan, order_of = allocate_backorders(ctx, fresh, source, ref)
+    settle_orders(ctx, set(touched_orders) | set(order_of.values()), {a.line.line_id: a.qty for a in plan})
     recompute_etas(ctx, {a.line.sku for a in plan} | set(redate))
     ctx.flush_events()
     return plan

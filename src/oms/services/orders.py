@@ -73,7 +73,7 @@ def place_order(ctx: Ctx, cmd: PlaceOrder) -> tuple[dict[str, Any], bool]:
 
     placed_at = cmd.placed_at or ctx.now
     requests = [LineRequest(i, line.sku, line.qty) for i, line in enumerate(cmd.lines, start=1)]
-    decisions = decide_placement(requests, sku_stock(ctx.conn, locked), cmd.channel, ctx.now)
+    decisions = decide_placement(requests, sku_stock(ctx.conn, locked, ctx.fallback_policy()), cmd.channel, ctx.now)
 
     prices = [line.unit_price if line.unit_price is not None else locked[line.sku].unit_price for line in cmd.lines]
     value = sum((p * line.qty for p, line in zip(prices, cmd.lines, strict=True)), Decimal("0"))

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from oms.domain.allocation import SortField
 from oms.domain.errors import Conflict, Invalid, NotFound
+from oms.store.db import insert_rows
 from oms.store.tables import (
     customers,
     order_lines,
@@ -100,8 +101,7 @@ def notify(ctx: Ctx, evs: Sequence[Mapping[str, Any]]) -> None:
     if not evs or ctx.actor in SILENT_ACTORS:
         return
     rows = _webhook_messages(ctx, evs) + _email_messages(ctx, evs)
-    if rows:
-        ctx.conn.execute(insert(outbox), rows)
+    insert_rows(ctx.conn, outbox, rows)  # one statement on PostgreSQL, however many messages
 
 
 def _message(ctx: Ctx, kind: str, event_type: str, to: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -116,9 +116,17 @@ def _message(ctx: Ctx, kind: str, event_type: str, to: str, payload: dict[str, A
         "payload": payload,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": min(ctx.now, datetime.now(UTC)),  # due at once, even for a use case run "in the future"
+        "next_attempt_at": _due(ctx),
         "created_at": ctx.now,
     }
+
+
+def _due(ctx: Ctx) -> datetime:
+    """Due at once, even for a use case run "in the future"; one clock read per use case."""
+    if "outbox_due" not in ctx._memo:
+        ctx._memo["outbox_due"] = min(ctx.now, datetime.now(UTC))
+    due: datetime = ctx._memo["outbox_due"]
+    return due
 
 
 # ---- webhooks -----------------------------------------------------------------------------------
@@ -163,8 +171,11 @@ def _channels(conn: Connection, order_numbers: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(order_numbers))
     if not wanted:
         return {}
-    q = select(orders.c.order_number, orders.c.channel).where(orders.c.order_number.in_(wanted))
-    return {r.order_number: r.channel for r in conn.execute(q)}
+    out: dict[str, str] = {}
+    for part in engine_chunks(wanted):
+        q = select(orders.c.order_number, orders.c.channel).where(orders.c.order_number.in_(part))
+        out |= {r.order_number: r.channel for r in conn.execute(q)}
+    return out
 
 
 # ---- emails -------------------------------------------------------------------------------------
@@ -178,16 +189,17 @@ def _email_messages(ctx: Ctx, evs: Sequence[Mapping[str, Any]]) -> list[dict[str
             wanted[e["order_number"]][kind].append(e)
     if not wanted:
         return []
-    heads = {
-        r.order_number: r
-        for r in ctx.conn.execute(
-            select(orders.c.order_number, orders.c.channel, customers.c.name, customers.c.email)
-            .join(customers, customers.c.customer_id == orders.c.customer_id)
-            .where(orders.c.order_number.in_(sorted(wanted)))
-        )
-    }
+    heads: dict[str, Any] = {}
     lines: dict[str, list[dict[str, Any]]] = {}
-    for part in engine_chunks(sorted(wanted)):
+    for part in engine_chunks(sorted(wanted)):  # bounded IN lists: a GRN can reach 100,000 orders
+        heads |= {
+            r.order_number: r
+            for r in ctx.conn.execute(
+                select(orders.c.order_number, orders.c.channel, customers.c.name, customers.c.email)
+                .join(customers, customers.c.customer_id == orders.c.customer_id)
+                .where(orders.c.order_number.in_(part))
+            )
+        }
         lines |= _lines(ctx.conn, part)
     shipped = _shipment_lines(
         ctx.conn,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, false, or_
+from sqlalchemy import ColumnElement, FromClause, Table, and_, false, or_
 from sqlalchemy.sql.elements import UnaryExpression
 
 from oms.domain.allocation import SortField
 
 
-def order_by(table: Table, fields: Sequence[SortField], reverse: bool = False) -> list[UnaryExpression[Any]]:
+def order_by(table: FromClause, fields: Sequence[SortField], reverse: bool = False) -> list[UnaryExpression[Any]]:
     """ORDER BY clauses equal to the domain's queue_sort_key for these fields."""
     out: list[UnaryExpression[Any]] = []
     for f in fields:
@@ -77,3 +77,40 @@ def before_levels(table: Table, fields: Sequence[SortField], values: Sequence[An
         levels.append(and_(*equal, strict))
         equal.append(eq)
     return levels
+
+
+def after_levels(table: Table, fields: Sequence[SortField], values: Sequence[Any]) -> list[ColumnElement[bool]]:
+    """`after` split into disjoint index ranges, listed in the order their rows come in the queue.
+
+    The first differs from `values` only on the last field, the last is strictly after on the first
+    field. A keyset page reads each range through the index with its own LIMIT and merges them: the
+    single OR chain bounds no index range, so on PostgreSQL page 200 scanned the 10,000 rows before it.
+    """
+    levels: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for f, value in zip(fields, values, strict=True):
+        if f.nulls_last and value is None:  # nothing sorts after NULL on this field
+            equal.append(table.c[f.attr].is_(None))
+            continue
+        strict, eq = _step(table.c[f.attr], f, value, later=True)
+        levels.append(and_(*equal, strict))
+        equal.append(eq)
+    return levels[::-1]
+
+
+def level_pair_guard(
+    me: FromClause, prev: FromClause, fields: Sequence[SortField], i: int, j: int
+) -> list[ColumnElement[bool]]:
+    """When the range "before `me`, level i" can meet "after `prev`, level j" (prev before me).
+
+    Conditions on the two rows alone: equal on the fields before min(i, j), and `me` strictly after
+    `prev` on that field when i != j. For each pair only the 2n - 1 meetings that the gap between the
+    rows is made of pass, so the database skips the others before reading the index (a range like
+    "priority > 0 AND priority = 0" would otherwise be scanned and filtered by SQLite).
+    """
+    k = min(i, j)
+    out: list[ColumnElement[bool]] = [me.c[f.attr].is_not_distinct_from(prev.c[f.attr]) for f in fields[:k]]
+    if i != j:
+        f = fields[k]
+        out.append(_step(me.c[f.attr], f, prev.c[f.attr], later=True)[0])
+    return out

@@ -142,6 +142,18 @@ order_lines = Table(
         postgresql_where=pending,
         sqlite_where=pending,
     ),
+    # One SKU's waiting lines in age order: the Back Orders tab filtered by SKU, sorted by age (0008).
+    Index(
+        "ix_order_lines_pending_sku_age",
+        "sku",
+        "placed_at",
+        "order_number",
+        "line_no",
+        postgresql_where=pending,
+        sqlite_where=pending,
+    ),
+    # Room on each page for a re-dated line's new version: ETA updates stay HOT (migration 0008).
+    postgresql_with={"fillfactor": 90},
 )
 
 allocations = Table(
@@ -282,7 +294,7 @@ idempotency_keys = Table(
     Column("method", String(10), nullable=False),
     Column("path", String(500), nullable=False),
     Column("request_hash", String(64), nullable=False),
-    Column("state", String(16), nullable=False),  # in_progress, done
+    Column("state", String(16), nullable=False),  # in_progress, applied (committed, not yet answered), done
     Column("response_status", Integer),
     Column("response_body", Text),
     Column("created_at", UTCDateTime, nullable=False),
@@ -347,4 +359,61 @@ webhook_deliveries = Table(
     Column("ok", Integer, nullable=False),
     Column("error", String(1000)),
     Column("duration_ms", Integer, nullable=False),
+)
+
+# ---- report rollups (migration 0009) --------------------------------------------------------------
+
+# Sums of order-line facts that the reports would otherwise recount over every line, kept by database
+# triggers on order_lines and customers (so every writer keeps them, in its own transaction). On
+# PostgreSQL a trigger appends its change as a row with delta = 1 (no row is ever updated by two
+# writers, so they never wait on each other); a report folds those into one row per key (delta = 0)
+# when it reads. SQLite has one writer at a time, so there the triggers add into the one row per key.
+# A key's figures are always the sum of its rows.
+
+# What each line was when placed (never changes afterwards): fill rate and units that had to wait.
+report_placed_rollup = Table(
+    "report_placed_rollup",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("placed_day", Date, nullable=False),  # UTC day of placed_at
+    Column("backordered_day", Date),  # UTC day of backordered_at; None: nothing waited
+    Column("channel", String(64), nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("units_ordered", Integer, nullable=False),
+    Column("units_taken", Integer, nullable=False),  # allocated at placement
+    Column("lines_filled", Integer, nullable=False),  # lines that took every unit at placement
+    Column("units_backordered", Integer, nullable=False),  # ordered minus taken, of lines that waited
+    Column("delta", Integer, nullable=False, server_default="0"),
+    Index("ix_report_placed_rollup_key", "placed_day", "channel"),
+)
+
+# The same placement facts per SKU and channel, for the fill rate by SKU.
+report_sku_rollup = Table(
+    "report_sku_rollup",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sku", SKU, nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("units_ordered", Integer, nullable=False),
+    Column("units_taken", Integer, nullable=False),
+    Column("lines_filled", Integer, nullable=False),
+    Column("delta", Integer, nullable=False, server_default="0"),
+    Index("ix_report_sku_rollup_key", "sku", "channel"),
+)
+
+# Lines waiting now (backordered_qty > 0) by the hour they were placed, channel and the customer's tier.
+# Hours, so that an age bucket's boundary (now - N days) splits only one hour's lines.
+report_pending_rollup = Table(
+    "report_pending_rollup",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("placed_hour", UTCDateTime, nullable=False),  # placed_at cut to its UTC hour
+    Column("channel", String(64), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("value", Money, nullable=False),  # cents of unit_price * backordered_qty
+    Column("delta", Integer, nullable=False, server_default="0"),
+    Index("ix_report_pending_rollup_key", "placed_hour", "channel", "tier"),
 )

@@ -1,0 +1,130 @@
+"""The report rollups (migration 0009): folding PostgreSQL's delta rows, and a recount to check them.
+
+Database triggers keep `report_placed_rollup`, `report_sku_rollup` and `report_pending_rollup` in
+every writer's own transaction (see the migration). A key's figures are the sum of its rows. On
+PostgreSQL each writing statement appends its change as a delta row, so writers never update a
+shared row and never wait on each other; `fold` replaces a key's rows by their sum. It takes only
+rows no one else is folding (SKIP LOCKED) and deletes and inserts in one statement, so a key's sum
+is the same before and after in every transaction's view. SQLite's triggers add into one row per
+key (one writer at a time), so there is nothing to fold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Date, Table, cast, func, select, text, type_coerce
+
+from oms.store.tables import (
+    allocations,
+    customers,
+    order_lines,
+    report_pending_rollup,
+    report_placed_rollup,
+    report_sku_rollup,
+)
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "report_placed_rollup": ("placed_day", "backordered_day", "channel"),
+    "report_sku_rollup": ("sku", "channel"),
+    "report_pending_rollup": ("placed_hour", "channel", "tier"),
+}
+SUMS: dict[str, tuple[str, ...]] = {
+    "report_placed_rollup": ("lines", "units_ordered", "units_taken", "lines_filled", "units_backordered"),
+    "report_sku_rollup": ("lines", "units_ordered", "units_taken", "lines_filled"),
+    "report_pending_rollup": ("lines", "units", "value"),
+}
+TABLES: dict[str, Table] = {t.name: t for t in (report_placed_rollup, report_sku_rollup, report_pending_rollup)}
+
+
+def _fold_sql(table: str) -> str:
+    keys, sums = KEYS[table], SUMS[table]
+    same = " AND ".join(f"d.{k} IS NOT DISTINCT FROM r.{k}" for k in keys)
+    return (
+        f"WITH gone AS (DELETE FROM {table} WHERE id IN (SELECT r.id FROM {table} r WHERE EXISTS"
+        f" (SELECT 1 FROM {table} d WHERE d.delta = 1 AND {same}) FOR UPDATE OF r SKIP LOCKED)"
+        f" RETURNING {', '.join(keys + sums)})"
+        f" INSERT INTO {table} ({', '.join(keys + sums)}, delta)"
+        f" SELECT {', '.join(keys)}, {', '.join(f'sum({s})' for s in sums)}, 0 FROM gone"
+        f" GROUP BY {', '.join(keys)} HAVING {' OR '.join(f'sum({s}) <> 0' for s in sums)}"
+    )
+
+
+FOLD_SQL = {name: _fold_sql(name) for name in KEYS}
+
+
+def fold(conn: Connection, *tables: str) -> None:
+    """Fold the delta rows of the named rollups (all when none is named) into one row per key."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name in tables or tuple(KEYS):
+        if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE delta = 1)")).scalar_one():
+            conn.execute(text(FOLD_SQL[name]))
+
+
+def _cents(col: Any) -> Any:
+    return type_coerce(col, BigInteger)
+
+
+def current(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """Each rollup as {key: sums}, keys whose sums are all zero left out."""
+    out: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
+    for name, t in TABLES.items():
+        keys = [t.c[k] for k in KEYS[name]]
+        rows = conn.execute(select(*keys, *(func.sum(_cents(t.c[s])) for s in SUMS[name])).group_by(*keys))
+        out[name] = {tuple(r[: len(keys)]): tuple(int(v) for v in r[len(keys) :]) for r in rows if any(r[len(keys) :])}
+    return out
+
+
+def recount(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """The rollups counted from scratch from the order lines, in the shape of `current`."""
+    ol = order_lines
+    a = allocations.alias("at_once")
+
+    def day(col: Any) -> Any:
+        if conn.dialect.name == "postgresql":
+            return cast(func.timezone("UTC", col), Date)
+        return type_coerce(func.date(col), Date)
+
+    taken = func.coalesce(a.c.qty, 0)
+    lines = (
+        select(
+            day(ol.c.placed_at).label("placed_day"),
+            day(ol.c.backordered_at).label("backordered_day"),
+            ol.c.channel,
+            ol.c.sku,
+            ol.c.qty,
+            (ol.c.backordered_at.is_(None)).label("never_waited"),
+            taken.label("alloc_at_once"),
+        )
+        .select_from(ol)
+        .outerjoin(a, (a.c.line_id == ol.c.id) & (a.c.source == "placement"))
+        .subquery()
+    )
+    out: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {name: {} for name in TABLES}
+    for r in conn.execute(select(lines)):
+        t = r.qty if r.never_waited else int(r.alloc_at_once)
+        placed = (1, r.qty, t, int(t >= r.qty), 0 if r.backordered_day is None else r.qty - t)
+        _add(out["report_placed_rollup"], (r.placed_day, r.backordered_day, r.channel), placed)
+        _add(out["report_sku_rollup"], (r.sku, r.channel), placed[:4])
+    waiting = (
+        select(
+            ol.c.placed_at,
+            ol.c.channel,
+            customers.c.tier,
+            ol.c.backordered_qty.label("units"),
+            (_cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        )
+        .join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
+        .where(ol.c.backordered_qty > 0)
+    )
+    pending = out["report_pending_rollup"]
+    for r in conn.execute(waiting):
+        hour = r.placed_at.replace(minute=0, second=0, microsecond=0)
+        _add(pending, (hour, r.channel, r.tier), (1, int(r.units), int(r.value)))
+    return out
+
+
+def _add(into: dict[tuple[Any, ...], tuple[int, ...]], key: tuple[Any, ...], sums: tuple[int, ...]) -> None:
+    old = into.get(key)
+    into[key] = sums if old is None else tuple(x + y for x, y in zip(old, sums, strict=True))
