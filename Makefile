@@ -43,7 +43,7 @@ browser: ## Install Debian's Chromium for the dashboard's browser tests (Playwri
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 .PHONY: test
-test: install lint browser ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL
+test: install lint browser ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL (`stress` tests left to make stress)
 	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
 	  OMS_TEST_PG_URL=$$url $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -63,6 +63,18 @@ soak: install ## The engine's Hypothesis state machine at scale (OMS_STATEFUL_EX
 	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
 	  OMS_TEST_PG_URL=$$url OMS_STATEFUL_EXAMPLES=$${OMS_STATEFUL_EXAMPLES:-2000} \
 	  $(BIN)/pytest tests/integration/test_engine_state_machine.py -q -p no:cacheprovider
+
+.PHONY: stress
+stress: install ## Long runs (docs/reliability.md): every `stress` test (OMS_STRESS_SCALE, default 1), the state machine (OMS_STATEFUL_EXAMPLES, 2000), Schemathesis (OMS_FUZZ_MAX_EXAMPLES, 200) on both stores
+	@url=$$(scripts/pg.sh start) || exit 1; trap 'scripts/pg.sh stop' EXIT; rc=0; \
+	  OMS_TEST_PG_URL=$$url OMS_STRESS_SCALE=$${OMS_STRESS_SCALE:-1} \
+	    $(BIN)/pytest -m stress -s -p no:cacheprovider $(PYTEST_ARGS) || rc=1; \
+	  OMS_TEST_PG_URL=$$url OMS_STATEFUL_EXAMPLES=$${OMS_STATEFUL_EXAMPLES:-2000} \
+	    $(BIN)/pytest tests/integration/test_engine_state_machine.py -q -p no:cacheprovider || rc=1; \
+	  OMS_TEST_PG_URL=$$url OMS_FUZZ_STORES=sqlite,postgresql OMS_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	    OMS_FUZZ_MAX_EXAMPLES=$${OMS_FUZZ_MAX_EXAMPLES:-200} \
+	    $(BIN)/pytest tests/api/test_openapi_fuzz.py -q -p no:cacheprovider -k survives || rc=1; \
+	  exit $$rc
 
 .PHONY: pg-start
 pg-start: ## Start the private PostgreSQL used by tests (prints its URL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from oms.store.db import Store, database_url, make_engine
 app = typer.Typer(
     help="oms: order management with back orders at its heart.", no_args_is_help=True, pretty_exceptions_enable=False
 )
-db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations, backup and restore.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
@@ -64,6 +65,7 @@ def serve(
         log_level="info",
         log_config=logging_config(),  # JSON lines; each worker process applies it
         access_log=False,  # the API's Guard writes one structured line per request instead
+        http="oms.api.slow_clients:DeadlineH11Protocol",  # drops clients that never finish a request
     )
 
 
@@ -74,6 +76,35 @@ def db_upgrade(revision: str = "heads") -> None:
 
     upgrade(revision=revision)
     console.print(f"database at {revision}")
+
+
+@db_app.command("backup")
+def db_backup(path: Annotated[Path, typer.Argument(help="The backup file to write.")]) -> None:
+    """Write a consistent backup of the store (SQLite online backup; pg_dump -Fc on PostgreSQL)."""
+    from oms.store.backup import BackupError, backup
+
+    try:
+        done = backup(database_url(), path)
+    except BackupError as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up {done.tables} tables to {done.path} ({done.bytes:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `oms db backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a store that holds data.")] = False,
+) -> None:
+    """Replace the store with a backup; a store that holds data is refused unless --force."""
+    from oms.store.backup import BackupError, restore
+
+    try:
+        done = restore(database_url(), path, force=force)
+    except BackupError as exc:
+        typer.echo(f"restore failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restored {done.tables} tables from {done.path}")
 
 
 @keys_app.command("create")

@@ -214,3 +214,34 @@ def test_a_keyed_post_to_a_path_with_a_nul_byte_is_a_clean_422(api):
     r = keyed(api, "/orders/A%00B/cancel", {"reason": "x"}, "nul-1")
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "order_number"
+
+
+class _Crash(RuntimeError):
+    """The process dying between the use case's commit and keeping its response."""
+
+
+def test_a_process_dying_after_the_commit_never_runs_the_use_case_twice(api, monkeypatch):
+    catalogue(api)
+    assert api.post("/orders", order("O-1")).status_code == 201
+    shipment = api.get("/shipments", params={"order_number": "O-1"}).json()["items"][0]
+    path = f"/shipments/{shipment['id']}/advance"
+
+    def crash(*args: Any) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(idem, "finish", crash)
+        first = keyed(api, path, {}, "adv-1")  # answered, then the process "died" before keeping the answer
+    assert first.json()["status"] == "pack"
+    state = api.store.read(
+        lambda c: c.scalar(select(idempotency_keys.c.state).where(idempotency_keys.c.key == "adv-1"))
+    )
+    assert state == "applied"
+    # Even once the in-progress lease has long passed, the retry replays and does not advance again.
+    old = utcnow() - timedelta(hours=1)
+    api.store.write(lambda c: c.execute(update(idempotency_keys).values(created_at=old)))
+    retry = keyed(api, path, {}, "adv-1")
+    assert retry.status_code == 200
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert api.get(f"/shipments/{shipment['id']}").json()["status"] == "pack"

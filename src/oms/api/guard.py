@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -69,6 +70,18 @@ def route_template(scope: Scope) -> str | None:
         concrete = concrete.replace("{" + name + "}", str(value)).replace("{" + name + ":path}", str(value))
     prefix = path[: len(path) - len(concrete)] if path.endswith(concrete) else ""
     return prefix + template
+
+
+def _nul_in_url(path: str, query_string: bytes) -> str | None:
+    """'path' (outside the API) or the name of the query parameter that holds a NUL character, if any."""
+    if "\x00" in path and not path.startswith(API_PREFIX):  # the API's routes name the path parameter
+        return "path"
+    if b"\x00" not in query_string and b"%00" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return None
 
 
 def _is_json(content_type: str) -> bool:
@@ -153,6 +166,16 @@ class Guard:
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
         request_id: str = scope["state"]["request_id"]
+        nul = _nul_in_url(path, scope.get("query_string", b""))
+        if nul is not None:  # PostgreSQL refuses NUL in text: it must not get as far as a query
+            await _answer(
+                send,
+                422,
+                f"The URL's {nul} contains a NUL character.",
+                [{"field": nul, "reason": "contains a NUL character"}],
+                request_id=request_id,
+            )
+            return
         if not path.startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
@@ -276,6 +299,7 @@ class Guard:
                 captured["chunks"].append(message.get("body", b""))
             await send(message)
 
+        scope["state"]["idempotency"] = (who, key)  # routes.write records the answer with the change
         try:
             await self.app(scope, receive, capture)
         except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -24,7 +25,7 @@ HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[!-~]{1,255}$"
 TTL = timedelta(hours=24)
 # A claim left in progress this long belongs to a request that died with its process; it may be taken over.
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=float(os.environ.get("OMS_IDEMPOTENCY_LEASE_SECONDS", "300")))
 
 Outcome = Literal["claimed", "replay", "in_progress", "mismatch"]
 
@@ -88,9 +89,23 @@ def claim(
         return Claim("claimed")
     if row.request_hash != request_hash:
         return Claim("mismatch")
-    if row.state != "done":
+    if row.state == "in_progress":
         return Claim("in_progress")
+    # "done", or "applied": the use case committed but its process died before the response was kept
     return Claim("replay", row.response_status, row.response_body)
+
+
+def applied(conn: Connection, principal: str, key: str, status: int, body: str) -> None:
+    """Inside the use case's own transaction: it took effect, and this is its answer.
+
+    A process killed between the use case's commit and `finish` leaves the key "applied", never
+    "in_progress", so a retry replays this answer instead of running the use case a second time.
+    """
+    conn.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        .values(state="applied", response_status=status, response_body=body)
+    )
 
 
 def finish(conn: Connection, principal: str, key: str, status: int, body: str) -> None:

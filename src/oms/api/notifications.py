@@ -18,20 +18,21 @@ from oms.services.common import Ctx
 from oms.services.explain import explain
 
 from .app import require, store_of
-from .schemas import Body, Code
+from .schemas import CODE_PATTERN, TEXT_PATTERN, Body, Code
 
 api = APIRouter()
 public = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
-Filter = Annotated[str | None, Query(max_length=64)]
+Filter = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]
 SubId = Annotated[int, Path(ge=1, le=2**53)]
 
 
 class WebhookIn(Body):
-    url: Annotated[str, Field(min_length=8, max_length=500)]
+    # No control characters or spaces in a URL and none but tab/newlines in text: PostgreSQL refuses NUL.
+    url: Annotated[str, Field(min_length=8, max_length=500, pattern=r"^[^\x00-\x20\x7f]*$")]
     event_types: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field(min_length=1, max_length=50)]
-    description: Annotated[str, Field(max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=200, pattern=TEXT_PATTERN)] | None = None
 
     @field_validator("url")
     @classmethod
@@ -74,7 +75,7 @@ def list_notifications(
 
 @api.post("/notifications/{message_id}/retry", tags=["notifications"])
 def retry_notification(
-    message_id: Annotated[str, Path(max_length=40)],
+    message_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")],
     request: Request,
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from oms import reports
 from oms.domain.access import Action, Principal
 
 from .app import AuthError, require, store_of
+from .schemas import CODE_PATTERN
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 metrics_router = APIRouter(tags=["health"])
 
 Format = Literal["json", "csv"]
 Bound = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an RFC 3339 time")]
-Channel = Annotated[str | None, Query(max_length=64)]
+Channel = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]  # as orders name channels
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}
 }

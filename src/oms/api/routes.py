@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy import Connection
 
 from oms import views
@@ -16,6 +18,7 @@ from oms.domain.policy import BackorderPolicy
 from oms.services import catalog, common, fulfillment, orders, preview, replenishment
 from oms.services.common import Ctx
 
+from . import idempotency as idem
 from . import preconditions as pre
 from . import schemas as s
 from .app import AuthError, require, store_of
@@ -29,7 +32,22 @@ Filter = Annotated[str | None, Query(max_length=64, pattern=s.CODE_PATTERN)]
 
 
 def write(request: Request, who: Principal, use_case: Callable[[Ctx], T]) -> T:
-    return store_of(request).write(lambda conn: use_case(Ctx(conn, actor=who.name)))
+    """Run a use case in one transaction. Under an Idempotency-Key, a use case whose result is the
+    response also records that response in the same transaction, so a crash after the commit can
+    never run it twice. (Results shaped by the route later — orders, receipts — are safe to re-run:
+    their order and GRN numbers make them idempotent on their own.)"""
+    claim = getattr(request.state, "idempotency", None)
+
+    def transaction(conn: Connection) -> T:
+        result = use_case(Ctx(conn, actor=who.name))
+        if claim is not None and isinstance(result, dict):
+            status = getattr(request.scope.get("route"), "status_code", None) or 200
+            body = json.dumps(jsonable_encoder(result), ensure_ascii=False, separators=(",", ":"))
+            principal, key = claim
+            idem.applied(conn, principal, key, status, body)
+        return result
+
+    return store_of(request).write(transaction)
 
 
 def read(request: Request, query: Callable[[Connection], T]) -> T:

@@ -134,6 +134,8 @@ async def form_data(request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
+        if "\x00" in key or any("\x00" in v for v in values):  # PostgreSQL refuses NUL in text
+            raise WebError(422, "Invalid form", "A form field contains a NUL character; nothing was changed.")
         out[key] = values if len(values) > 1 or key.endswith("[]") else (values[0] if values else "")
     return out
 
