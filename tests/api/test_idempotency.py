@@ -245,3 +245,20 @@ def test_a_process_dying_after_the_commit_never_runs_the_use_case_twice(api, mon
     assert retry.headers["idempotent-replayed"] == "true"
     assert retry.json() == first.json()
     assert api.get(f"/shipments/{shipment['id']}").json()["status"] == "pack"
+
+
+def test_an_order_whose_answer_was_lost_replays_201_with_the_order(api, monkeypatch):
+    catalogue(api)
+
+    def crash(*args: Any) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(idem, "finish", crash)
+        first = keyed(api, "/orders", order("O-9"), "ord-9")
+    row = api.store.read(lambda c: c.execute(select(idempotency_keys).where(idempotency_keys.c.key == "ord-9")).one())
+    assert (row.state, row.response_status) == ("applied", 201)
+    retry = keyed(api, "/orders", order("O-9"), "ord-9")
+    assert (retry.status_code, retry.headers["idempotent-replayed"]) == (201, "true")
+    assert retry.json() == first.json()
+    assert count(api, orders) == 1

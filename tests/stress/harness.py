@@ -757,12 +757,12 @@ def all_problems(
             "fifo": fifo_violations(conn),
             "events": event_gaps(conn),
             "outbox": outbox_problems(conn, hook, mail_dir) if outbox else [],
+            # "applied" is final too: the answer was kept with the change, only the process died before "done".
             "idempotency": [
-                f"{n} idempotency keys left in progress"
-                for n in [
-                    conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE state <> 'done'")).scalar_one()
-                ]
-                if n
+                f"idempotency key left in progress: {method} {path}"
+                for method, path in conn.execute(
+                    text("SELECT method, path FROM idempotency_keys WHERE state = 'in_progress'")
+                )
             ],
         }
         return {k: v for k, v in found.items() if v}

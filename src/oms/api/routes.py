@@ -31,23 +31,34 @@ Cursor = Annotated[str | None, Query(max_length=2000)]
 Filter = Annotated[str | None, Query(max_length=64, pattern=s.CODE_PATTERN)]
 
 
-def write(request: Request, who: Principal, use_case: Callable[[Ctx], T]) -> T:
-    """Run a use case in one transaction. Under an Idempotency-Key, a use case whose result is the
-    response also records that response in the same transaction, so a crash after the commit can
-    never run it twice. (Results shaped by the route later — orders, receipts — are safe to re-run:
-    their order and GRN numbers make them idempotent on their own.)"""
+def write(
+    request: Request,
+    who: Principal,
+    use_case: Callable[[Ctx], T],
+    answer: Callable[[T], tuple[int, Any]] | None = None,
+) -> T:
+    """Run a use case in one transaction. Under an Idempotency-Key the response — the result itself,
+    or `answer(result)` as (status, body) where the route shapes it — is recorded in the same
+    transaction, so a process dying after the commit can never leave the key to run a second time."""
     claim = getattr(request.state, "idempotency", None)
 
     def transaction(conn: Connection) -> T:
         result = use_case(Ctx(conn, actor=who.name))
-        if claim is not None and isinstance(result, dict):
+        if claim is not None and (answer is not None or isinstance(result, dict)):
             status = getattr(request.scope.get("route"), "status_code", None) or 200
-            body = json.dumps(jsonable_encoder(result), ensure_ascii=False, separators=(",", ":"))
+            status, shown = answer(result) if answer is not None else (status, result)
+            body = json.dumps(jsonable_encoder(shown), ensure_ascii=False, separators=(",", ":"))
             principal, key = claim
             idem.applied(conn, principal, key, status, body)
         return result
 
     return store_of(request).write(transaction)
+
+
+def created_or_found(result: tuple[dict[str, Any], bool]) -> tuple[int, dict[str, Any]]:
+    """201 for a new order or receipt, 200 when its number was already stored."""
+    out, created = result
+    return (201 if created else 200), out
 
 
 def read(request: Request, query: Callable[[Connection], T]) -> T:
@@ -242,7 +253,7 @@ def place_order(
         priority=body.priority,
         body=body.model_dump(mode="json", exclude_unset=True),
     )
-    out, created = write(request, who, lambda ctx: orders.place_order(ctx, cmd))
+    out, created = write(request, who, lambda ctx: orders.place_order(ctx, cmd), created_or_found)
     if not created:
         response.status_code = 200
     return out
@@ -425,6 +436,7 @@ def receive(
             body.received_at,
             body.model_dump(mode="json", exclude_unset=True),
         ),
+        created_or_found,
     )
     if not created:
         response.status_code = 200
