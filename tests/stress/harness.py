@@ -1061,3 +1061,88 @@ class PrivatePostgres:
             capture_output=True,
             timeout=60,
         )
+
+
+class KeyedLoad:
+    """Clients that place orders (client 0 receives goods instead) through `bases` until stopped, each
+    request sent with an Idempotency-Key and resent until answered; records every answer's status."""
+
+    def __init__(
+        self,
+        bases: list[str],
+        key: str,
+        skus: list[str],
+        customers: list[str],
+        prefix: str,
+        *,
+        seed: int = 0,
+        max_qty: int = 5,
+        pause: float = 0.03,
+        stats: Stats | None = None,
+    ) -> None:
+        self.bases, self.key, self.skus, self.customers, self.prefix = bases, key, skus, customers, prefix
+        self.seed, self.max_qty, self.pause, self.stats = seed, max_qty, pause, stats
+        self.acked: dict[str, int] = {}
+        self.receipts: dict[str, int] = {}
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def _client(self, i: int) -> None:
+        r = random.Random(self.seed * 100 + i)
+        caller = Caller(self.bases, self.key, self.stats, seed=self.seed * 100 + i)
+        try:
+            for n in range(100_000):
+                if self.stopping.is_set():
+                    return
+                if i == 0:
+                    grn = f"{self.prefix}-GRN-{n:05d}"
+                    line = {"sku": r.choice(self.skus), "qty": r.randint(1, self.max_qty)}
+                    a = caller.post("/receipts", {"grn_number": grn, "lines": [line]})
+                    with self.lock:
+                        self.receipts[grn] = a.status
+                else:
+                    body = make_order(r, f"{self.prefix}-{i}-{n:05d}", self.skus, self.customers)
+                    a = caller.post("/orders", body)
+                    with self.lock:
+                        self.acked[body["order_number"]] = a.status
+                time.sleep(self.pause)
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            caller.close()
+
+    def start(self, clients: int) -> None:
+        self.threads = [threading.Thread(target=self._client, args=(i,)) for i in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(150)
+
+    def check_answers(self, url: str) -> None:
+        """No client failed; every answer was 200/201; what was answered is stored once, nothing else."""
+        assert not self.errors, self.errors[0]
+        assert not any(t.is_alive() for t in self.threads)
+        assert set(self.acked.values()) <= {200, 201} and set(self.receipts.values()) <= {200, 201}
+
+        def stored(conn: Connection) -> tuple[list[str], list[str]]:
+            return (
+                [r[0] for r in conn.exec_driver_sql("SELECT order_number FROM orders")],
+                [r[0] for r in conn.exec_driver_sql("SELECT grn_number FROM receipts")],
+            )
+
+        orders, grns = read(url, stored)
+        assert sorted(orders) == sorted(self.acked)  # each answered order once, nothing unanswered
+        assert sorted(grns) == sorted(self.receipts)
+
+    def figures(self) -> dict[str, int]:
+        answers = [*self.acked.values(), *self.receipts.values()]
+        return {
+            "orders": len(self.acked),
+            "receipts": len(self.receipts),
+            "replayed_answers": sum(1 for s in answers if s == 200),
+        }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -24,10 +23,9 @@ from .harness import (
     Caller,
     Cluster,
     Hook,
+    KeyedLoad,
     admin_key,
     all_problems,
-    make_order,
-    read,
     scaled,
     set_up,
     wait_outbox_delivered,
@@ -47,42 +45,9 @@ def crash(start: Any, kills: int, seed: int) -> dict[str, Any]:
     set_up(setup, SKUS, TIERS, hook=hook)
     setup.close()
     rng = random.Random(seed)
-    stop = threading.Event()
-    acked: dict[str, int] = {}
-    receipts: dict[str, int] = {}
-    lock = threading.Lock()
-    errors: list[BaseException] = []
+    load = KeyedLoad(c.bases, key, SKUS, list(TIERS), "CR", seed=seed, max_qty=6, pause=0.05)
     killed: Counter[str] = Counter()
-
-    def client(i: int) -> None:
-        r = random.Random(seed * 100 + i)
-        caller = Caller(c.bases, key, seed=seed * 100 + i)
-        try:
-            for n in range(100_000):
-                if stop.is_set():
-                    return
-                if i == 0:  # one client receives goods
-                    grn = f"CR-GRN-{n:05d}"
-                    a = caller.post(
-                        "/receipts", {"grn_number": grn, "lines": [{"sku": r.choice(SKUS), "qty": r.randint(1, 6)}]}
-                    )
-                    with lock:
-                        receipts[grn] = a.status
-                    time.sleep(0.05)
-                    continue
-                body = make_order(r, f"CR-{i}-{n:05d}", SKUS, list(TIERS))
-                a = caller.post("/orders", body)
-                with lock:
-                    acked[body["order_number"]] = a.status
-                time.sleep(0.05)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            caller.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
+    load.start(CLIENTS)
     try:
         for k in range(kills):
             time.sleep(rng.uniform(0.3, 1.5))
@@ -99,36 +64,21 @@ def crash(start: Any, kills: int, seed: int) -> dict[str, Any]:
             time.sleep(rng.uniform(0.0, 0.5))
             for victim in victims:
                 c.restart(victim)
-            if errors:
+            if load.errors:
                 break
     finally:
-        stop.set()
-        for t in threads:
-            t.join(150)
-    assert not errors, errors[0]
-    assert not any(t.is_alive() for t in threads)
+        load.stop()
+    load.check_answers(c.url)
     assert all(p.alive() for p in c.procs)
-    assert set(acked.values()) <= {200, 201} and set(receipts.values()) <= {200, 201}
     assert wait_outbox_delivered(c.url, 150), "outbox not delivered after the restarts"
     problems = all_problems(c.url, hook, c.mail_dir)
     assert problems == {}, json.dumps(problems, indent=1)[:6000]
 
-    def stored(conn: Any) -> tuple[set[str], set[str]]:
-        return (
-            {r[0] for r in conn.exec_driver_sql("SELECT order_number FROM orders")},
-            {r[0] for r in conn.exec_driver_sql("SELECT grn_number FROM receipts")},
-        )
-
-    orders, grns = read(c.url, stored)
-    assert orders == set(acked)  # every answered order stored once, nothing unanswered stored
-    assert grns == set(receipts)
     with hook.lock:
         ids = Counter(mid for mid, _ in hook.received)
     figures = {
         "kills": dict(killed),
-        "orders": len(acked),
-        "receipts": len(receipts),
-        "replayed_answers": sum(1 for s in [*acked.values(), *receipts.values()] if s == 200),
+        **load.figures(),
         "webhooks": len(ids),
         "webhooks_delivered_twice": sum(1 for n in ids.values() if n > 1),
         "store_write_retries": dict(c.retries()),

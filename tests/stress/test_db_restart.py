@@ -13,7 +13,6 @@ import json
 import random
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +23,12 @@ import pytest
 from .harness import (
     Caller,
     Cluster,
+    KeyedLoad,
     PrivatePostgres,
     Stats,
     admin_key,
     all_problems,
     fresh_database,
-    make_order,
-    read,
     scaled,
     set_up,
     wait_outbox_delivered,
@@ -65,75 +63,28 @@ def restart_under_load(pg: PrivatePostgres, tmp_path: Path, restarts: int) -> di
         setup = Caller(cluster.bases, key)
         set_up(setup, SKUS, TIERS)
         setup.close()
-        stop = threading.Event()
-        acked: dict[str, int] = {}
-        receipts: dict[str, int] = {}
-        lock = threading.Lock()
-        errors: list[BaseException] = []
         stats = Stats()
-
-        def client(i: int) -> None:
-            r = random.Random(i)
-            caller = Caller(cluster.bases, key, stats, seed=i)
-            try:
-                for n in range(100_000):
-                    if stop.is_set():
-                        return
-                    if i == 0:
-                        grn = f"DB-GRN-{n:05d}"
-                        a = caller.post(
-                            "/receipts", {"grn_number": grn, "lines": [{"sku": r.choice(SKUS), "qty": r.randint(1, 5)}]}
-                        )
-                        with lock:
-                            receipts[grn] = a.status
-                    else:
-                        body = make_order(r, f"DB-{i}-{n:05d}", SKUS, list(TIERS))
-                        a = caller.post("/orders", body)
-                        with lock:
-                            acked[body["order_number"]] = a.status
-                    time.sleep(0.03)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                caller.close()
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
+        load = KeyedLoad(cluster.bases, key, SKUS, list(TIERS), "DB", stats=stats)
+        load.start(CLIENTS)
         rng = random.Random(8)
         try:
             for _ in range(restarts):
                 time.sleep(rng.uniform(1.0, 2.5))
                 pg.restart_immediate()
-                if errors:
+                if load.errors:
                     break
             time.sleep(1.5)  # the clients get through after the last restart
         finally:
-            stop.set()
-            for t in threads:
-                t.join(150)
-        assert not errors, errors[0]
-        assert not any(t.is_alive() for t in threads)
+            load.stop()
+        load.check_answers(url)
         assert all(p.alive() for p in cluster.procs), "a process died with the database"
-        assert set(acked.values()) <= {200, 201} and set(receipts.values()) <= {200, 201}
         assert wait_outbox_delivered(url, 120), "outbox not delivered after the restart"
         problems = all_problems(url, None, cluster.mail_dir)
         assert problems == {}, json.dumps(problems, indent=1)[:6000]
 
-        def stored(conn: Any) -> tuple[list[str], list[str]]:
-            return (
-                [r[0] for r in conn.exec_driver_sql("SELECT order_number FROM orders")],
-                [r[0] for r in conn.exec_driver_sql("SELECT grn_number FROM receipts")],
-            )
-
-        orders, grns = read(url, stored)
-        assert sorted(orders) == sorted(acked)  # each answered order once, nothing unanswered
-        assert sorted(grns) == sorted(receipts)
         figures = {
             "restarts": restarts,
-            "orders": len(acked),
-            "receipts": len(receipts),
-            "replayed_answers": sum(1 for s in [*acked.values(), *receipts.values()] if s == 200),
+            **load.figures(),
             "requests_sent_again": stats.resent,
             "store_write_retries": dict(cluster.retries()),
             "latency": stats.summary(),
