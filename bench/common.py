@@ -119,7 +119,9 @@ def machine() -> dict[str, Any]:
 
 def write_results(store_kind: str, results: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC).date().isoformat()}-{store_kind}.json"
+    # OMS_BENCH_TAG names a partial run (some phases), so it does not overwrite the full run's file.
+    tag = os.environ.get("OMS_BENCH_TAG", "")
+    path = RESULTS / f"{datetime.now(UTC).date().isoformat()}-{store_kind}{'-' + tag if tag else ''}.json"
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str) + "\n")
     return path
 

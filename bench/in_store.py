@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -230,7 +231,15 @@ def _eta_floor(conn: Connection, fields: Any) -> int:
         for (line_id, _, eta, basis), e in zip(queue, etas, strict=True)
         if (_date(eta), basis) != (e.eta, e.basis)
     ]
-    if changed:
+    if changed and conn.dialect.name == "postgresql":
+        # One statement, as the service writes it: each UPDATE statement also runs the report
+        # rollups' statement trigger, so a row-at-a-time floor would pay that per row.
+        cur.execute(
+            "UPDATE order_lines l SET eta = v.eta, eta_basis = v.basis "
+            "FROM json_to_recordset(%s::json) AS v(eta date, basis text, id bigint) WHERE l.id = v.id",
+            (json.dumps([{"eta": e, "basis": b, "id": i} for e, b, i in changed]),),
+        )
+    elif changed:
         cur.executemany(f"UPDATE order_lines SET eta = {ph}, eta_basis = {ph} WHERE id = {ph}", changed)
     return len(changed)
 

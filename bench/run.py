@@ -2,8 +2,10 @@
 
 Sizes (environment): OMS_BENCH_LINES (1,000,000), OMS_BENCH_SKUS (10,000), OMS_BENCH_CUSTOMERS
 (100,000), OMS_BENCH_GRN_SKUS (SKUs in the receipt batch), OMS_BENCH_RUNS (5), OMS_BENCH_STORES
-(sqlite,postgresql), OMS_BENCH_QUICK=1 for a small run in a minute or two. Every store is also
-measured at a tenth of the size, for the server's memory at two queue sizes.
+(sqlite,postgresql), OMS_BENCH_QUICK=1 for a small run in a minute or two. OMS_BENCH_PHASES picks
+phases (a comma list of allocation,eta,pages,reports,http,intake); OMS_BENCH_TAG suffixes a partial
+run's results file. Every store is also measured at a tenth of the size, for the server's memory at
+two queue sizes.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Select,
+    String,
     and_,
     case,
     cast,
@@ -64,6 +65,9 @@ from oms.store.tables import (
     report_pending_rollup,
     report_placed_rollup,
     report_sku_rollup,
+    report_waiting_customer_rollup,
+    report_waiting_sku_day_rollup,
+    report_waiting_sku_rollup,
     stock_movements,
 )
 
@@ -73,6 +77,7 @@ ol = order_lines
 AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
 REASON_CLASSES = ("customer", "aged_out", "operations")
 GROUPS_BACKORDERS = ("sku", "customer", "channel", "tier")
+BREAKDOWN_LIMIT = 100  # groups a breakdown shows unless asked for more
 GROUPS_FILL_RATE = ("sku", "channel", "day", "week")
 GROUPS_PROMISE = ("sku", "channel")
 
@@ -418,12 +423,42 @@ def _pending_where(f: Filters) -> list[ColumnElement[bool]]:
     return [ol.c.backordered_qty > 0, *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)]
 
 
-def pending_backorders(conn: Connection, f: Filters, now: datetime, group_by: str) -> dict[str, Any]:
-    """Lines waiting now, by SKU, customer, channel or customer tier: lines, units, value, ages."""
+def pending_backorders(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int = BREAKDOWN_LIMIT
+) -> dict[str, Any]:
+    """Lines waiting now, by SKU, customer, channel or customer tier: lines, units, value, ages.
+
+    Groups are ranked by units waiting (then key); `items` holds the first `limit`, `groups` says how
+    many there are and `total` covers them all.
+    """
     if group_by not in GROUPS_BACKORDERS:
         raise ValueError(group_by)
     if group_by in ("channel", "tier") and _whole_hours(f):
-        return _pending_backorders_rolled(conn, f, now, group_by)
+        groups, items = _pending_backorders_rolled(conn, f, now, group_by, limit)
+    elif group_by in ("sku", "customer") and f.start is None and f.end is None:
+        groups, items = _pending_top(conn, f, now, group_by, limit)
+    else:
+        groups, items = _pending_backorders_counted(conn, f, now, group_by, limit)
+    by_age = _by_age_bucket(conn, f, now)
+    total = _pending_total(conn, f, now) | {"units_by_age": {label: by_age[label]["units"] for label, _ in AGE_BUCKETS}}
+    return {"group_by": group_by, "groups": groups, "limit": limit, "items": items, "total": total}
+
+
+def _item(group_by: str, key: Any, lines: int, units: int, value: Any, oldest: Any, by_age: Any, now: datetime) -> Any:
+    return {
+        group_by: key,
+        "lines": int(lines),
+        "units": int(units),
+        "value": money(value),
+        "oldest_age_days": _age_days(now, oldest),
+        "units_by_age": {label: int(by_age.get(label, 0)) for label, _ in AGE_BUCKETS},
+    }
+
+
+def _pending_backorders_counted(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The breakdown counted from the waiting lines (a period the rollups cannot answer)."""
     key: Any = {
         "sku": ol.c.sku,
         "customer": ol.c.customer_id,
@@ -437,29 +472,149 @@ def pending_backorders(conn: Connection, f: Filters, now: datetime, group_by: st
         func.sum(ol.c.backordered_qty).label("units"),
         func.sum(cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
         func.min(ol.c.placed_at).label("oldest"),
+        func.count().over().label("groups"),
         *(func.sum(case((cond, ol.c.backordered_qty), else_=0)).label(f"b{i}") for i, (_, cond) in enumerate(buckets)),
     ).where(*_pending_where(f))
     if group_by == "tier":
         q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
-    rows = conn.execute(q.group_by(key).order_by(func.sum(ol.c.backordered_qty).desc(), key)).all()
+    rows = conn.execute(q.group_by(key).order_by(func.sum(ol.c.backordered_qty).desc(), key).limit(limit)).all()
     items = [
-        {
-            group_by: r.key,
-            "lines": int(r.lines),
-            "units": int(r.units),
-            "value": money(r.value),
-            "oldest_age_days": _age_days(now, r.oldest),
-            "units_by_age": {label: int(getattr(r, f"b{i}")) for i, (label, _) in enumerate(buckets)},
-        }
+        _item(
+            group_by,
+            r.key,
+            r.lines,
+            r.units,
+            r.value,
+            r.oldest,
+            {label: getattr(r, f"b{i}") for i, (label, _) in enumerate(buckets)},
+            now,
+        )
         for r in rows
     ]
-    total = _pending_total(conn, f, now) | {
-        "units_by_age": {label: sum(i["units_by_age"][label] for i in items) for label, _ in AGE_BUCKETS}
-    }
-    return {"group_by": group_by, "items": items, "total": total}
+    return (int(rows[0].groups) if rows else 0), items
 
 
-def _pending_backorders_rolled(conn: Connection, f: Filters, now: datetime, group_by: str) -> dict[str, Any]:
+def _pending_top(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The first `limit` SKUs or customers by units waiting, from the waiting rollups (migration 0010).
+
+    Ranking reads one rollup row per SKU and channel, or per customer; only the groups shown have
+    their age buckets and oldest line read: a SKU's from its rows per day placed (the days holding a
+    bucket boundary from its lines), a customer's from its waiting lines.
+    """
+    if group_by == "sku":
+        table = report_waiting_sku_rollup
+        key: Any = table.c.sku
+        where = f.on_channel(table.c.channel)
+    else:
+        table = report_waiting_customer_rollup
+        key = table.c.customer_id
+        where = [table.c.channel == (f.channel or "")]
+    rollups.fold(conn, table.name)
+    units = func.sum(table.c.units)
+    ranked = conn.execute(
+        select(
+            key.label("key"),
+            func.sum(table.c.lines).label("lines"),
+            units.label("units"),
+            func.sum(cents(table.c.value)).label("value"),
+            func.count().over().label("groups"),
+        )
+        .where(*where)
+        .group_by(key)
+        .having(func.sum(table.c.lines) > 0)
+        .order_by(units.desc(), key)
+        .limit(limit)
+    ).all()
+    if not ranked:
+        return 0, []
+    keys = [r.key for r in ranked]
+    by_age = _sku_ages(conn, f, now, keys) if group_by == "sku" else _customer_ages(conn, f, now, keys)
+    oldest = _oldest_of(conn, f, ol.c.sku if group_by == "sku" else ol.c.customer_id, keys)
+    items = [_item(group_by, r.key, r.lines, r.units, r.value, oldest.get(r.key), by_age[r.key], now) for r in ranked]
+    return int(ranked[0].groups), items
+
+
+def _oldest_of(conn: Connection, f: Filters, col: Any, keys: list[Any]) -> dict[Any, datetime]:
+    """Each key's earliest waiting line: one index probe per key ((sku | customer_id, placed_at))."""
+    wanted = union_all(*(select(literal(k, String).label("key")) for k in keys)).subquery("wanted")
+    w = ol.alias("w")
+    first = (
+        select(w.c.placed_at)
+        .where(w.c[col.name] == wanted.c.key, w.c.backordered_qty > 0, *f.on_channel(w.c.channel))
+        .order_by(w.c.placed_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return {k: t for k, t in conn.execute(select(wanted.c.key, first)) if t is not None}
+
+
+def _customer_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> dict[Any, dict[str, int]]:
+    """Units waiting per age bucket of each customer, from its waiting lines."""
+    waiting = (
+        select(
+            ol.c.customer_id.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+        )
+        .where(*_pending_where(f), ol.c.customer_id.in_(keys))
+        .subquery("waiting")
+    )
+    rows = conn.execute(
+        select(waiting.c.key, waiting.c.bucket, func.sum(waiting.c.units)).group_by(waiting.c.key, waiting.c.bucket)
+    )
+    out: dict[Any, dict[str, int]] = defaultdict(dict)
+    for k, bucket, units in rows:
+        out[k][bucket] = int(units)
+    return out
+
+
+def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> dict[Any, dict[str, int]]:
+    """Units waiting per age bucket of each SKU: whole days from the day rollup, and the few days
+    holding a bucket boundary (now - N days) from the SKUs' lines of that day (an index range each)."""
+    d = report_waiting_sku_day_rollup
+    rollups.fold(conn, d.name)
+    edges = sorted({(now - timedelta(days=youngest)).astimezone(UTC).date() for _, youngest in AGE_BUCKETS[1:]})
+    days = conn.execute(
+        select(d.c.sku, d.c.placed_day, func.sum(d.c.units))
+        .where(d.c.sku.in_(keys), d.c.placed_day.not_in(edges), *f.on_channel(d.c.channel))
+        .group_by(d.c.sku, d.c.placed_day)
+    ).all()
+    out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys((label for label, _ in AGE_BUCKETS), 0))
+    # A day that holds no boundary lies in one bucket: the one of any of its instants, say its noon.
+    for sku, day, units in days:
+        out[sku][_bucket_of(now, datetime(day.year, day.month, day.day, 12, tzinfo=UTC))] += int(units)
+    parts = [
+        select(
+            ol.c.sku.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+        ).where(
+            *_pending_where(f),
+            ol.c.sku.in_(keys),
+            ol.c.placed_at >= datetime(e.year, e.month, e.day, tzinfo=UTC),
+            ol.c.placed_at < datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1),
+        )
+        for e in edges
+    ]
+    edge = union_all(*parts).subquery("edge")
+    for sku, bucket, units in conn.execute(
+        select(edge.c.key, edge.c.bucket, func.sum(edge.c.units)).group_by(edge.c.key, edge.c.bucket)
+    ):
+        out[sku][bucket] += int(units)
+    return out
+
+
+def _bucket_of(now: datetime, placed_at: datetime) -> str:
+    """The age bucket of a line placed at `placed_at`, as `_bucket_label` says in SQL."""
+    age = max((now - placed_at).days, 0)  # a day not yet over has its noon ahead of now
+    return next(label for label, youngest in reversed(AGE_BUCKETS) if age >= youngest)
+
+
+def _pending_backorders_rolled(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
     """`pending_backorders` by channel or tier from the pending rollup (a whole-hour period)."""
     acc = _pending_by(conn, f, now, group_by)
     items = []
@@ -468,20 +623,19 @@ def _pending_backorders_rolled(conn: Connection, f: Filters, now: datetime, grou
         if not lines:
             continue
         items.append(
-            {
-                group_by: k,
-                "lines": lines,
-                "units": sum(c[1] for c in by_age.values()),
-                "value": money(sum(c[2] for c in by_age.values())),
-                "oldest_age_days": _age_days(now, _oldest_waiting(conn, f, group_by, k)),
-                "units_by_age": {label: by_age[label][1] for label, _ in AGE_BUCKETS},
-            }
+            _item(
+                group_by,
+                k,
+                lines,
+                sum(c[1] for c in by_age.values()),
+                sum(c[2] for c in by_age.values()),
+                _oldest_waiting(conn, f, group_by, k),
+                {label: c[1] for label, c in by_age.items()},
+                now,
+            )
         )
     items.sort(key=lambda i: (-i["units"], i[group_by]))
-    total = _pending_total(conn, f, now) | {
-        "units_by_age": {label: sum(i["units_by_age"][label] for i in items) for label, _ in AGE_BUCKETS}
-    }
-    return {"group_by": group_by, "items": items, "total": total}
+    return len(items), items[:limit]
 
 
 def _pending_total(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
@@ -1156,15 +1310,16 @@ def tune(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL jit = off")
 
 
-def run(name: str, f: Filters, now: datetime, group_by: str | None = None) -> ReportFn:
-    """The named report as a read-only query; group_by falls back to each report's default."""
+def run(name: str, f: Filters, now: datetime, group_by: str | None = None, limit: int = BREAKDOWN_LIMIT) -> ReportFn:
+    """The named report as a read-only query; group_by falls back to each report's default, `limit`
+    bounds the groups of the back-order breakdown."""
     today = now.astimezone(UTC).date()
     fn: ReportFn
     match name:
         case "summary":
             fn = lambda c: summary(c, f, now)  # noqa: E731
         case "backorders":
-            fn = lambda c: pending_backorders(c, f, now, group_by or "sku")  # noqa: E731
+            fn = lambda c: pending_backorders(c, f, now, group_by or "sku", limit)  # noqa: E731
         case "lead-times":
             fn = lambda c: lead_times(c, f)  # noqa: E731
         case "cancellations":

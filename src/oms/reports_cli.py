@@ -30,6 +30,9 @@ def report_command(
     from_: Annotated[str | None, typer.Option("--from", help="Start: YYYY-MM-DD or an RFC 3339 time.")] = None,
     to: Annotated[str | None, typer.Option(help="End: YYYY-MM-DD (that whole day) or an RFC 3339 time.")] = None,
     channel: Annotated[str | None, typer.Option(help="Only this channel's orders.")] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=100_000, help="backorders: how many groups, most units waiting first.")
+    ] = reports.BREAKDOWN_LIMIT,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
@@ -42,7 +45,7 @@ def report_command(
         f = reports.filters_from(from_, to, channel)
     except Invalid as exc:
         raise typer.BadParameter(exc.detail) from exc
-    data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by))
+    data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by, limit))
     columns, rows = reports.as_table(report, data)
     if csv:
         typer.echo(reports.to_csv(columns, rows), nl=False)

@@ -132,6 +132,18 @@ def test_bad_periods_are_refused_naming_the_field(api, params, field):
     assert [e["field"] for e in r.json()["errors"]] == [field]
 
 
+def test_a_breakdown_shows_its_first_groups_by_units_waiting(history_api):
+    out = get_json(history_api, "/reports/backorders", group_by="sku", limit=2)
+    assert [i["sku"] for i in out["items"]] == ["B", "A"]
+    assert (out["groups"], out["limit"], out["total"]["units"]) == (3, 2, 8)
+    rows = get_csv(history_api, "/reports/backorders", group_by="sku", limit=2)
+    assert [r["sku"] for r in rows] == ["B", "A"]
+    for bad in ("0", "100001", "ten"):
+        r = history_api.get("/reports/backorders", params={"limit": bad})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in r.json()["errors"]] == ["limit"]
+
+
 def test_an_unknown_grouping_or_format_is_refused(api):
     assert api.get("/reports/backorders", params={"group_by": "colour"}).status_code == 422
     assert api.get("/reports/fill-rate", params={"group_by": "month"}).status_code == 422

@@ -3,7 +3,8 @@
 Each seed writes a random history through the services (orders with client-set and current
 placement times, receipts, stock counts, partial and whole cancels, dispatches, tier changes); then
 (1) every rollup equals a from-scratch recount of the order lines, and (2) every report that reads
-the rollups gives the same figures as its line-by-line path. A period bounded one microsecond off
+the rollups gives the same figures as its line-by-line path (the breakdowns by SKU and customer
+also when cut to their first two groups). A period bounded one microsecond off
 midnight takes the line-by-line path; the history's times are whole minutes, so such a period holds
 the same lines as its midnight twin.
 """
@@ -103,6 +104,12 @@ def figures(store: Store, f: reports.Filters, now: datetime) -> dict[str, Any]:
         return {
             "summary": reports.summary(conn, f, now),
             **{f"backorders/{g}": reports.pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
+            # Without a period, SKUs and customers are ranked from the waiting rollups (0010).
+            **{
+                f"backorders/{g}/{n}": reports.pending_backorders(conn, f, now, g, n)
+                for g in ("sku", "customer")
+                for n in (2, 100)
+            },
             **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
             "cancellations": reports.cancellations(conn, f),
             "metrics-age": reports._by_age_bucket(conn, f, now),

@@ -46,6 +46,14 @@ def test_report_prints_a_table_with_a_total_row(history_url, monkeypatch):
     assert rows[2][:4] == ["total", "3", "8", "41.00"]
 
 
+def test_report_limit_shows_the_first_groups_and_the_total_of_all(history_url, monkeypatch):
+    monkeypatch.setenv("OMS_DATABASE_URL", history_url)
+    result = runner.invoke(app, ["report", "backorders", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines() if "│" in line]
+    assert [r[:3] for r in rows] == [["B", "1", "4"], ["total", "3", "8"]]
+
+
 def test_report_filters_take_dates(history_url, monkeypatch):
     monkeypatch.setenv("OMS_DATABASE_URL", history_url)
     args = ["report", "fill-rate", "--group-by", "channel", "--from", "2026-03-01", "--to", "2026-03-31", "--csv"]
@@ -65,6 +73,7 @@ def test_report_filters_take_dates(history_url, monkeypatch):
         ["report", "summary", "--group-by", "sku"],
         ["report", "summary", "--from", "last tuesday"],
         ["report", "no-such-report"],
+        ["report", "backorders", "--limit", "0"],
     ],
 )
 def test_report_refuses_bad_arguments(history_url, monkeypatch, args):

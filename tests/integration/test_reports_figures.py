@@ -216,6 +216,19 @@ def test_pending_back_orders_by_sku(history):
     }
 
 
+def test_a_breakdown_cut_to_its_first_groups_still_counts_and_sums_them_all(history):
+    for filters in (ALL, reports.Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
+        whole = read(history, reports.pending_backorders, filters, NOW, "sku")
+        first = read(history, reports.pending_backorders, filters, NOW, "sku", 1)
+        assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, reports.BREAKDOWN_LIMIT, 3)
+        assert (first["groups"], first["limit"]) == (3, 1)
+        assert first["items"] == whole["items"][:1] and first["items"][0]["sku"] == "B"
+        assert first["total"] == whole["total"] and first["total"]["units"] == 8
+        two = read(history, reports.pending_backorders, filters, NOW, "customer", 1)
+        assert [(i["customer"], i["units"]) for i in two["items"]] == [("C1", 4)]  # ties: the lower key first
+        assert two["groups"] == 2
+
+
 def test_pending_back_orders_by_customer_channel_and_tier(history):
     by = {g: read(history, reports.pending_backorders, ALL, NOW, g)["items"] for g in ("customer", "channel", "tier")}
     assert [(i["customer"], i["lines"], i["units"], i["value"], i["oldest_age_days"]) for i in by["customer"]] == [

@@ -29,6 +29,7 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 metrics_router = APIRouter(tags=["health"])
 
 Format = Literal["json", "csv"]
+MAX_GROUPS = 100_000  # a breakdown's most groups in one answer (the CSV of every customer of a large shop)
 Bound = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an RFC 3339 time")]
 Channel = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]  # as orders name channels
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -37,11 +38,17 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 def answer(
-    request: Request, who: Principal, name: str, f: reports.Filters, fmt: str, group_by: str | None = None
+    request: Request,
+    who: Principal,
+    name: str,
+    f: reports.Filters,
+    fmt: str,
+    group_by: str | None = None,
+    limit: int = reports.BREAKDOWN_LIMIT,
 ) -> Any:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
-    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by))
+    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by, limit))
     if fmt == "csv":
         columns, rows = reports.as_table(name, data)
         return Response(
@@ -72,11 +79,19 @@ def backorders(
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
     channel: Channel = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_GROUPS, description="How many groups, most units waiting first")
+    ] = reports.BREAKDOWN_LIMIT,
     format: Format = "json",
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
-    """Lines waiting now (of orders placed in the period): lines, units, value, oldest age, units by age."""
-    return answer(request, who, "backorders", reports.filters_from(from_, to, channel), format, group_by)
+    """Lines waiting now (of orders placed in the period): lines, units, value, oldest age, units by age.
+
+    Groups come most units waiting first; `items` holds the first `limit`, `groups` counts them all
+    and `total` sums them all.
+    """
+    f = reports.filters_from(from_, to, channel)
+    return answer(request, who, "backorders", f, format, group_by, limit)
 
 
 @router.get("/lead-times", responses=CSV_RESPONSE)
