@@ -172,7 +172,14 @@ def build(spec: Spec, now: datetime, sqlite: bool) -> Data:
             pending.append([s, -priority, placed_s, number, no, q, oid, channel, cid, rank, value, price[s]])
 
     made = 0
-    while made < general:
+    eta_left = eta_lines
+    while made < general or eta_left:
+        # The ETA SKU's orders come in among the others, as a shop's orders would (not as one
+        # block of ids, which would put its lines on pages of their own).
+        if eta_left and rnd.random() * (eta_left + general - made) < eta_left:
+            add_order(len(orders_rows) + 1, [ETA_SKU])
+            eta_left -= 1
+            continue
         r = rnd.random()
         k = min(1 if r < 0.6 else 2 if r < 0.85 else 3, general - made)
         picked: list[str] = []
@@ -182,8 +189,6 @@ def build(spec: Spec, now: datetime, sqlite: bool) -> Data:
                 picked.append(s)
         add_order(len(orders_rows) + 1, picked)
         made += k
-    for _ in range(eta_lines):
-        add_order(len(orders_rows) + 1, [ETA_SKU])
 
     # Open POs: ~1 per 20 SKUs with 20 lines each covering part of the demand; some already late.
     demand: dict[str, int] = defaultdict(int)
