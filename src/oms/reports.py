@@ -503,37 +503,30 @@ def _pending_top(
     their age buckets and oldest line read: a SKU's from its rows per day placed (the days holding a
     bucket boundary from its lines), a customer's from its waiting lines.
     """
-    if group_by == "sku":
-        table = report_waiting_sku_rollup
-        key: Any = table.c.sku
-        where = f.on_channel(table.c.channel)
-    else:
-        table = report_waiting_customer_rollup
-        key = table.c.customer_id
-        where = [table.c.channel == (f.channel or "")]
-    rollups.fold(conn, table.name)
-    units = func.sum(table.c.units)
-    ranked = conn.execute(
-        select(
-            key.label("key"),
-            func.sum(table.c.lines).label("lines"),
-            units.label("units"),
-            func.sum(cents(table.c.value)).label("value"),
-            func.count().over().label("groups"),
-        )
-        .where(*where)
-        .group_by(key)
-        .having(func.sum(table.c.lines) > 0)
-        .order_by(units.desc(), key)
-        .limit(limit)
-    ).all()
+    if group_by == "sku":  # rows per SKU and channel: summed per SKU (10k SKUs)
+        t = report_waiting_sku_rollup
+        rollups.fold(conn, t.name)
+        units = func.sum(t.c.units)
+        found = conn.execute(
+            select(t.c.sku, func.sum(t.c.lines), units, func.sum(cents(t.c.value)), func.count().over())
+            .where(*f.on_channel(t.c.channel))
+            .group_by(t.c.sku)
+            .having(func.sum(t.c.lines) > 0)
+            .order_by(units.desc(), t.c.sku)
+            .limit(limit)
+        ).all()
+        groups = int(found[0][4]) if found else 0
+        ranked = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in found]
+    else:  # one row per customer and channel, '' for every channel: ranked without grouping
+        c = report_waiting_customer_rollup
+        rollups.fold(conn, c.name)
+        groups, ranked = rollups.ranked(conn, c, "customer_id", [c.c.channel == (f.channel or "")], limit)
     if not ranked:
         return 0, []
-    keys = [r.key for r in ranked]
+    keys = [r[0] for r in ranked]
     by_age = _sku_ages(conn, f, now, keys) if group_by == "sku" else _customer_ages(conn, f, now, keys)
     oldest = _oldest_of(conn, f, ol.c.sku if group_by == "sku" else ol.c.customer_id, keys)
-    items = [_item(group_by, r.key, r.lines, r.units, r.value, oldest.get(r.key), by_age[r.key], now) for r in ranked]
-    return int(ranked[0].groups), items
+    return groups, [_item(group_by, k, n, u, v, oldest.get(k), by_age[k], now) for k, n, u, v in ranked]
 
 
 def _oldest_of(conn: Connection, f: Filters, col: Any, keys: list[Any]) -> dict[Any, datetime]:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import BigInteger, func, select, text, type_coerce
 
 from oms import reports
 from oms.domain.allocation import Tier
@@ -26,7 +26,7 @@ from oms.domain.errors import DomainError
 from oms.services import catalog, fulfillment, orders, replenishment, rollups
 from oms.services.common import Ctx
 from oms.store.db import Store
-from oms.store.tables import order_lines, shipments
+from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 D0 = datetime(2026, 5, 4, tzinfo=UTC)  # T0's midnight: periods in whole days
@@ -155,3 +155,33 @@ def test_postgresql_writers_append_deltas_that_a_fold_sums_into_one_row_per_key(
         )
         assert dupes == 0, name
         assert store.read(lambda c, n=name: c.scalar(text(f"SELECT count(*) FROM {n} WHERE delta = 1"))) == 0
+
+
+def test_ranking_from_folded_rows_and_unfolded_deltas_equals_grouping_every_row(store: Store) -> None:
+    """`rollups.ranked` reads the folded rows' top and sums only keys with delta rows (PostgreSQL
+    writers append those until a reader folds them): it must rank exactly as grouping every row."""
+    random_history(store, 11, steps=25)
+    store.write(rollups.fold)
+    random_history(store, 12, steps=25)  # more writes: fresh delta rows on PostgreSQL, not folded
+    c = report_waiting_customer_rollup
+    if store.dialect == "postgresql":
+        assert store.read(lambda conn: conn.scalar(select(func.count()).where(c.c.delta == 1))) > 0
+    cents = type_coerce(c.c.value, BigInteger)  # the column's integer cents, as `ranked` gives them
+    for channel in ("", "web"):
+        where = [c.c.channel == channel]
+        grouped = store.read(
+            lambda conn, w=where: [
+                (r[0], int(r[1]), int(r[2]), int(r[3]))
+                for r in conn.execute(
+                    select(c.c.customer_id, func.sum(c.c.lines), func.sum(c.c.units), func.sum(cents))
+                    .where(*w)
+                    .group_by(c.c.customer_id)
+                    .having(func.sum(c.c.lines) > 0)
+                    .order_by(func.sum(c.c.units).desc(), c.c.customer_id)
+                )
+            ]
+        )
+        assert len(grouped) >= (2 if channel == "" else 1)
+        for limit in (1, 2, 10):
+            got = store.read(lambda conn, w=where, n=limit: rollups.ranked(conn, c, "customer_id", w, n))
+            assert got == (len(grouped), grouped[:limit]), (channel, limit)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Table, cast, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Connection, Date, Table, case, cast, func, select, text, type_coerce
 
 from oms.store.tables import (
     allocations,
@@ -84,11 +84,21 @@ FOLD_SQL = {name: _fold_sql(name) for name in KEYS}
 
 
 def fold(conn: Connection, *tables: str) -> None:
-    """Fold the delta rows of the named rollups (all when none is named) into one row per key."""
+    """Fold the delta rows of the named rollups (all when none is named) into one row per key.
+
+    One transaction folds a table at a time (a transaction-scoped advisory lock; a reader that finds
+    it taken leaves the deltas to the next), so every key keeps at most one folded row (delta = 0):
+    `ranked` relies on it.
+    """
     if conn.dialect.name != "postgresql":
         return
     for name in tables or tuple(KEYS):
-        if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE delta = 1)")).scalar_one():
+        if (
+            conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE delta = 1)")).scalar_one()
+            and conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:lock))"), {"lock": f"oms fold {name}"}
+            ).scalar_one()
+        ):
             conn.execute(text(FOLD_SQL[name]))
 
 
@@ -163,3 +173,42 @@ def recount(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]
 def _add(into: dict[tuple[Any, ...], tuple[int, ...]], key: tuple[Any, ...], sums: tuple[int, ...]) -> None:
     old = into.get(key)
     into[key] = sums if old is None else tuple(x + y for x, y in zip(old, sums, strict=True))
+
+
+def ranked(
+    conn: Connection, table: Table, key: str, where: list[Any], limit: int
+) -> tuple[int, list[tuple[Any, int, int, int]]]:
+    """The first `limit` keys of a rollup by units (then key), as (key, lines, units, value cents),
+    and how many keys have lines; `where` must leave at most one row per key and delta.
+
+    Reads the folded rows' top `limit + k` in one ordered scan instead of grouping every key, and
+    sums only the k keys that have delta rows: a key without any is exactly its folded row (`fold`
+    keeps one per key), so the first `limit` keys without deltas are among those read.
+    """
+    col = table.c[key]
+    sums = (table.c.lines, table.c.units, _cents(table.c.value))
+    moved = select(col).where(table.c.delta == 1, *where).distinct().subquery("moved")
+    changed = {
+        r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+        for r in conn.execute(
+            select(
+                col,
+                func.sum(table.c.lines),
+                func.sum(table.c.units),
+                func.sum(_cents(table.c.value)),
+                func.coalesce(func.sum(case((table.c.delta == 0, table.c.lines), else_=0)), 0),
+            )
+            .where(col.in_(select(moved.c[key])), *where)
+            .group_by(col)
+        )
+    }
+    folded = [table.c.delta == 0, table.c.lines > 0, *where]
+    top = conn.execute(
+        select(col, *sums).where(*folded).order_by(table.c.units.desc(), col).limit(limit + len(changed))
+    ).all()
+    rows = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in top if r[0] not in changed]
+    rows += [(k, lines, units, value) for k, (lines, units, value, _) in changed.items() if lines > 0]
+    rows.sort(key=lambda r: (-r[2], r[0]))
+    with_lines = conn.execute(select(func.count()).select_from(table).where(*folded)).scalar_one()
+    gone = sum(1 for *_, was in changed.values() if was > 0)  # counted by their folded row
+    return with_lines - gone + sum(1 for c in changed.values() if c[0] > 0), rows[:limit]
