@@ -179,7 +179,8 @@ def ranked(
     conn: Connection, table: Table, key: str, where: list[Any], limit: int
 ) -> tuple[int, list[tuple[Any, int, int, int]]]:
     """The first `limit` keys of a rollup by units (then key), as (key, lines, units, value cents),
-    and how many keys have lines; `where` must leave at most one row per key and delta.
+    and how many keys have lines; `where` must pick one grouping of the table, in which each key has
+    one folded row (the customer rollup's rows of one channel, or of '' for all).
 
     Reads the folded rows' top `limit + k` in one ordered scan instead of grouping every key, and
     sums only the k keys that have delta rows: a key without any is exactly its folded row (`fold`

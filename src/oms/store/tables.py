@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
@@ -422,49 +424,43 @@ report_pending_rollup = Table(
 # The delta rows a reader folds (a small index: "is there any" and "which keys" need no scan).
 delta_row = text("delta = 1")
 
-# Lines waiting now by SKU (migration 0010), for ranking SKUs by units waiting.
-report_waiting_sku_rollup = Table(
+
+def _waiting_rollup(name: str, *keys: Column[Any], index: tuple[str, ...]) -> Table:
+    """A rollup of the lines waiting now (migration 0010): their count, units and value per key."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        *keys,
+        Column("lines", Integer, nullable=False),
+        Column("units", Integer, nullable=False),
+        Column("value", Money, nullable=False),  # cents of unit_price * backordered_qty
+        Column("delta", Integer, nullable=False, server_default="0"),
+        Index(f"ix_{name}_key", *index),
+        Index(f"ix_{name}_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
+    )
+
+
+# Per SKU and channel: ranks SKUs by units waiting.
+report_waiting_sku_rollup = _waiting_rollup(
     "report_waiting_sku_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("sku", SKU, nullable=False),
     Column("channel", String(64), nullable=False),
-    Column("lines", Integer, nullable=False),
-    Column("units", Integer, nullable=False),
-    Column("value", Money, nullable=False),
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_waiting_sku_rollup_key", "sku", "channel"),
-    Index("ix_report_waiting_sku_rollup_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
+    index=("sku", "channel"),
 )
-
-# The same by the UTC day placed, for the age buckets of the SKUs a breakdown shows.
-report_waiting_sku_day_rollup = Table(
+# Per SKU, channel and UTC day placed: the age buckets of the SKUs a breakdown shows.
+report_waiting_sku_day_rollup = _waiting_rollup(
     "report_waiting_sku_day_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("sku", SKU, nullable=False),
     Column("channel", String(64), nullable=False),
-    Column("placed_day", Date, nullable=False),  # UTC day of placed_at
-    Column("lines", Integer, nullable=False),
-    Column("units", Integer, nullable=False),
-    Column("value", Money, nullable=False),
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_waiting_sku_day_rollup_key", "sku", "placed_day", "channel"),
-    Index("ix_report_waiting_sku_day_rollup_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
+    Column("placed_day", Date, nullable=False),
+    index=("sku", "placed_day", "channel"),
 )
-
-# Lines waiting now by customer and channel; channel '' (no channel code is empty) holds the
-# customer's sums over every channel, so ranking customers reads one row per customer.
-report_waiting_customer_rollup = Table(
+# Per customer and channel; channel '' (no channel code is empty) holds the customer's sums over
+# every channel, so ranking customers reads one row per customer.
+report_waiting_customer_rollup = _waiting_rollup(
     "report_waiting_customer_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("customer_id", String(64), nullable=False),
     Column("channel", String(64), nullable=False),
-    Column("lines", Integer, nullable=False),
-    Column("units", Integer, nullable=False),
-    Column("value", Money, nullable=False),
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_waiting_customer_rollup_key", "channel", "customer_id"),
-    Index("ix_report_waiting_customer_rollup_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
+    index=("channel", "customer_id"),
 )
