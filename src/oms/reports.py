@@ -7,7 +7,9 @@ ordered select of the one column (`ORDER BY x LIMIT 2 OFFSET k`) and interpolate
 
 Figures that would otherwise recount every line (waiting lines by age, channel and tier; fill rate;
 units that waited) read small rollup tables that database triggers keep exact in every writer's
-transaction (migration 0009, oms.services.rollups); see "rollups" below for when they apply.
+transaction (migration 0009, oms.services.rollups); see "rollups" below for when they apply. The
+breakdowns by SKU and by customer rank their groups from the waiting-line rollups of migration
+0010 (see `_pending_top`).
 
 Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
 time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
@@ -35,7 +37,6 @@ from sqlalchemy import (
     Date,
     Integer,
     Select,
-    String,
     and_,
     case,
     cast,
@@ -78,6 +79,9 @@ AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8),
 REASON_CLASSES = ("customer", "aged_out", "operations")
 GROUPS_BACKORDERS = ("sku", "customer", "channel", "tier")
 BREAKDOWN_LIMIT = 100  # groups a breakdown shows unless asked for more
+# Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
+# ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
+TOP_FROM_ROLLUPS = 1000
 GROUPS_FILL_RATE = ("sku", "channel", "day", "week")
 GROUPS_PROMISE = ("sku", "channel")
 
@@ -435,7 +439,7 @@ def pending_backorders(
         raise ValueError(group_by)
     if group_by in ("channel", "tier") and _whole_hours(f):
         groups, items = _pending_backorders_rolled(conn, f, now, group_by, limit)
-    elif group_by in ("sku", "customer") and f.start is None and f.end is None:
+    elif group_by in ("sku", "customer") and f.start is None and f.end is None and limit <= TOP_FROM_ROLLUPS:
         groups, items = _pending_top(conn, f, now, group_by, limit)
     else:
         groups, items = _pending_backorders_counted(conn, f, now, group_by, limit)
@@ -531,7 +535,8 @@ def _pending_top(
 
 def _oldest_of(conn: Connection, f: Filters, col: Any, keys: list[Any]) -> dict[Any, datetime]:
     """Each key's earliest waiting line: one index probe per key ((sku | customer_id, placed_at))."""
-    wanted = union_all(*(select(literal(k, String).label("key")) for k in keys)).subquery("wanted")
+    by = report_waiting_sku_rollup if col.name == "sku" else report_waiting_customer_rollup
+    wanted = select(by.c[col.name].label("key")).where(by.c[col.name].in_(keys)).distinct().subquery("wanted")
     w = ol.alias("w")
     first = (
         select(w.c.placed_at)

@@ -265,3 +265,18 @@ def test_a_second_reader_does_not_fold_a_table_another_is_folding(store: Store) 
     assert twice == 0
     assert store.read(lambda c: c.scalar(text(f"SELECT count(*) FROM {table} WHERE delta = 1"))) > 0  # left for later
     assert store.read(lambda c: (rollups.fold(c), rollups.current(c))[1]) == store.read(rollups.recount)
+
+
+def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thousand(store: Store) -> None:
+    """Up to TOP_FROM_ROLLUPS groups come from the rollups (each shown group read by key, so its
+    parameters stay within both stores' limits); one more is one grouping of the lines."""
+    from oms.bench.generate import Spec, generate
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    generate(store, Spec(lines=4000, skus=60, customers=1500, eta_lines=10, eta_po_lines=2, stocked=2, seed=5), now=now)
+    n = reports.TOP_FROM_ROLLUPS
+    for g in ("customer", "sku"):
+        top = store.read(reports.run("backorders", reports.Filters(), now, g, n))
+        more = store.read(reports.run("backorders", reports.Filters(), now, g, n + 1))
+        assert top["groups"] == more["groups"] > (n if g == "customer" else 50)
+        assert top["items"] == more["items"][:n] and top["total"] == more["total"]
