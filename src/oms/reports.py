@@ -443,8 +443,8 @@ def pending_backorders(
         groups, items = _pending_top(conn, f, now, group_by, limit)
     else:
         groups, items = _pending_backorders_counted(conn, f, now, group_by, limit)
-    by_age = _by_age_bucket(conn, f, now)
-    total = _pending_total(conn, f, now) | {"units_by_age": {label: by_age[label]["units"] for label, _ in AGE_BUCKETS}}
+    cells = _age_cells(conn, f, now)
+    total = _pending_total(conn, f, now, cells) | {"units_by_age": {label: cells[label][1] for label, _ in AGE_BUCKETS}}
     return {"group_by": group_by, "groups": groups, "limit": limit, "items": items, "total": total}
 
 
@@ -636,43 +636,24 @@ def _pending_backorders_rolled(
     return len(items), items[:limit]
 
 
-def _pending_total(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
-    if _whole_hours(f):
-        rollups.fold(conn, "report_pending_rollup")
-        p = report_pending_rollup
-        lines, units, value = conn.execute(
-            select(
-                func.coalesce(func.sum(p.c.lines), 0),
-                func.coalesce(func.sum(p.c.units), 0),
-                func.coalesce(func.sum(cents(p.c.value)), 0),
-            ).where(*f.period(p.c.placed_hour), *f.on_channel(p.c.channel))
-        ).one()
-        return {
-            "lines": int(lines),
-            "units": int(units),
-            "value": money(value),
-            "oldest_age_days": _age_days(now, _oldest_waiting(conn, f)) if lines else None,
-        }
-    row = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(ol.c.backordered_qty), 0),
-            func.coalesce(func.sum(cents(ol.c.unit_price) * ol.c.backordered_qty), 0),
-            func.min(ol.c.placed_at),
-        ).where(*_pending_where(f))
-    ).one()
+Cells = dict[str, list[int]]  # age bucket -> [lines, units, value cents]
+
+
+def _pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) -> dict[str, Any]:
+    """The waiting lines of the period in all: the sums of their age buckets, and the oldest."""
+    lines = sum(c[0] for c in cells.values())
     return {
-        "lines": int(row[0]),
-        "units": int(row[1]),
-        "value": money(row[2]),
-        "oldest_age_days": _age_days(now, row[3]),
+        "lines": lines,
+        "units": sum(c[1] for c in cells.values()),
+        "value": money(sum(c[2] for c in cells.values())),
+        "oldest_age_days": _age_days(now, _oldest_waiting(conn, f)) if lines else None,
     }
 
 
-def _by_age_bucket(conn: Connection, f: Filters, now: datetime) -> dict[str, dict[str, Any]]:
+def _age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
+    """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
     if _whole_hours(f):
-        cells = _pending_by(conn, f, now, None)[None]
-        return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
+        return _pending_by(conn, f, now, None)[None]
     buckets = _bucket_conditions(now)
     label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
     # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
@@ -690,10 +671,14 @@ def _by_age_bucket(conn: Connection, f: Filters, now: datetime) -> dict[str, dic
             waiting.c.bucket
         )
     ).all()
-    out = {name: {"lines": 0, "units": 0, "value": "0.00"} for name, _ in AGE_BUCKETS}
+    out: Cells = {name: [0, 0, 0] for name, _ in AGE_BUCKETS}
     for bucket, n, units, value in rows:
-        out[bucket] = {"lines": int(n), "units": int(units), "value": money(value)}
+        out[bucket] = [int(n), int(units), int(value)]
     return out
+
+
+def _by_age_bucket(cells: Cells) -> dict[str, dict[str, Any]]:
+    return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
 
 
 # ---- lead times ---------------------------------------------------------------------------------
@@ -1157,7 +1142,8 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
     back-order wait as in `lead_times`; cancellations by the cancel's time; fill rate over orders
     placed in the period.
     """
-    pending = _pending_total(conn, f, now)
+    cells = _age_cells(conn, f, now)
+    pending = _pending_total(conn, f, now, cells)
     lead = _placed_to_dispatched(conn, f)["all"]
     wait = _backorder_wait(conn, f)
     cancelled = {row["reason"]: row["units"] for row in cancellations(conn, f)["items"]}
@@ -1166,7 +1152,7 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
         "pending_backorder_lines": pending["lines"],
         "pending_backorder_units": pending["units"],
         "pending_backorder_value": pending["value"],
-        "by_age_bucket": _by_age_bucket(conn, f, now),
+        "by_age_bucket": _by_age_bucket(cells),
         "lead_time_hours": {"p50": lead["p50"], "p90": lead["p90"]},
         "backorder_wait_hours": {"p50": wait["p50"], "p90": wait["p90"]},
         "cancelled_units_by_reason": cancelled,
@@ -1193,7 +1179,7 @@ SKU_PENDING_BUCKETS = (1, 5, 10, 50, 100, 500, 1000)
 
 def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
     """The database's gauges and counters for Prometheus: a handful of grouped selects."""
-    by_age = _by_age_bucket(conn, Filters(), now)
+    by_age = _by_age_bucket(_age_cells(conn, Filters(), now))
     sku_units = [
         int(n)
         for n in conn.execute(

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
+from tests.processes import stop_process
 from tests.web.seed import PASSWORD, seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,12 +90,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(base, store)
         store.engine.dispose()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
         log.close()
 
 

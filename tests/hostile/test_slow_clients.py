@@ -22,6 +22,7 @@ from oms.domain.access import Role
 from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
+from tests.processes import stop_process
 
 DEADLINE_S = 2.0
 SLACK_S = 2.5  # scheduling noise on a loaded 2-core machine
@@ -81,12 +82,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             time.sleep(0.1)
         yield Live("127.0.0.1", port, token, store, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         store.engine.dispose()
 
 

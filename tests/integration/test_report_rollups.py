@@ -113,7 +113,7 @@ def figures(store: Store, f: reports.Filters, now: datetime) -> dict[str, Any]:
             },
             **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
             "cancellations": reports.cancellations(conn, f),
-            "metrics-age": reports._by_age_bucket(conn, f, now),
+            "metrics-age": reports._by_age_bucket(reports._age_cells(conn, f, now)),
         }
 
     return store.read(read)

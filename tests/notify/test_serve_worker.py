@@ -14,6 +14,7 @@ from oms.domain.access import Role
 from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
+from tests.processes import stop_process
 
 from .conftest import free_port
 
@@ -68,6 +69,5 @@ def test_serve_on_sqlite_writes_the_confirmation_to_the_mail_folder(tmp_path):
         assert "Subject: Order SO-1 confirmed" in text
         assert "To: ann@example.com" in text
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_process(proc, timeout=15)
         log.close()

@@ -49,6 +49,7 @@ from oms.domain.allocation import DEFAULT_RULE, QueueLine, RuleKey, order_queue
 from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
+from tests.processes import stop_process
 
 OMS = str(Path(sys.executable).parent / "oms")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -178,14 +179,8 @@ class Proc:
             self.popen.wait(timeout=15)
 
     def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=15)
+        if self.popen is not None:
+            stop_process(self.popen, timeout=15)
 
     @property
     def base(self) -> str:

@@ -33,6 +33,7 @@ from oms.domain.access import Role
 from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
+from tests.processes import stop_process
 
 WRITERS = 8
 SKUS = ["S-1", "S-2", "S-3", "S-4"]
@@ -246,12 +247,7 @@ def run_threads_through_a_server(tmp_path: Path, per_writer: int) -> dict[str, A
             t.join(TIME_LIMIT_S)
         seconds = round(time.monotonic() - started, 1)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
     return {**check(url, tally, WRITERS * per_writer), "seconds": seconds}
 

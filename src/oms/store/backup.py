@@ -182,15 +182,19 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
         raise BackupError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
-def _backup_pg(url: str, out: Path) -> int:
-    dsn, env = _libpq(url)
-    _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "-f", str(out), dsn], env, "pg_dump")
+def _table_count(url: str) -> int:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             return len(inspect(conn).get_table_names())
     finally:
         engine.dispose()
+
+
+def _backup_pg(url: str, out: Path) -> int:
+    dsn, env = _libpq(url)
+    _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "-f", str(out), dsn], env, "pg_dump")
+    return _table_count(url)
 
 
 def _restore_pg(url: str, path: Path) -> int:
@@ -202,12 +206,7 @@ def _restore_pg(url: str, path: Path) -> int:
     # the backup loaded, or nothing changes.
     prelude = "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
     _pipe_restore(restore_tool, pg_tool("psql"), path, dsn, env, prelude)
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return len(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
+    return _table_count(url)
 
 
 def _pipe_restore(restore_tool: str, psql: str, path: Path, dsn: str, env: dict[str, str], prelude: str) -> None:

@@ -372,11 +372,35 @@ webhook_deliveries = Table(
 # when it reads. SQLite has one writer at a time, so there the triggers add into the one row per key.
 # A key's figures are always the sum of its rows.
 
+# The delta rows a reader folds: a small partial index, so "is there any" and "which keys" need no
+# scan of the table (migration 0010 gives every rollup one).
+delta_row = text("delta = 1")
+
+
+def _rollup(name: str, *columns: Column[Any], key: tuple[str, ...]) -> Table:
+    """A rollup: its key and sum columns, the delta flag, an index on the key and one on delta rows."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        *columns,
+        Column("delta", Integer, nullable=False, server_default="0"),
+        Index(f"ix_{name}_key", *key),
+        Index(f"ix_{name}_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
+    )
+
+
+def _waiting_sums() -> list[Column[Any]]:
+    return [
+        Column("lines", Integer, nullable=False),
+        Column("units", Integer, nullable=False),
+        Column("value", Money, nullable=False),  # cents of unit_price * backordered_qty
+    ]
+
+
 # What each line was when placed (never changes afterwards): fill rate and units that had to wait.
-report_placed_rollup = Table(
+report_placed_rollup = _rollup(
     "report_placed_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("placed_day", Date, nullable=False),  # UTC day of placed_at
     Column("backordered_day", Date),  # UTC day of backordered_at; None: nothing waited
     Column("channel", String(64), nullable=False),
@@ -385,82 +409,55 @@ report_placed_rollup = Table(
     Column("units_taken", Integer, nullable=False),  # allocated at placement
     Column("lines_filled", Integer, nullable=False),  # lines that took every unit at placement
     Column("units_backordered", Integer, nullable=False),  # ordered minus taken, of lines that waited
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_placed_rollup_key", "placed_day", "channel"),
+    key=("placed_day", "channel"),
 )
 
 # The same placement facts per SKU and channel, for the fill rate by SKU.
-report_sku_rollup = Table(
+report_sku_rollup = _rollup(
     "report_sku_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("sku", SKU, nullable=False),
     Column("channel", String(64), nullable=False),
     Column("lines", Integer, nullable=False),
     Column("units_ordered", Integer, nullable=False),
     Column("units_taken", Integer, nullable=False),
     Column("lines_filled", Integer, nullable=False),
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_sku_rollup_key", "sku", "channel"),
+    key=("sku", "channel"),
 )
 
 # Lines waiting now (backordered_qty > 0) by the hour they were placed, channel and the customer's tier.
 # Hours, so that an age bucket's boundary (now - N days) splits only one hour's lines.
-report_pending_rollup = Table(
+report_pending_rollup = _rollup(
     "report_pending_rollup",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("placed_hour", UTCDateTime, nullable=False),  # placed_at cut to its UTC hour
     Column("channel", String(64), nullable=False),
     Column("tier", String(16), nullable=False),
-    Column("lines", Integer, nullable=False),
-    Column("units", Integer, nullable=False),
-    Column("value", Money, nullable=False),  # cents of unit_price * backordered_qty
-    Column("delta", Integer, nullable=False, server_default="0"),
-    Index("ix_report_pending_rollup_key", "placed_hour", "channel", "tier"),
+    *_waiting_sums(),
+    key=("placed_hour", "channel", "tier"),
 )
 
-
-# The delta rows a reader folds (a small index: "is there any" and "which keys" need no scan).
-delta_row = text("delta = 1")
-
-
-def _waiting_rollup(name: str, *keys: Column[Any], index: tuple[str, ...]) -> Table:
-    """A rollup of the lines waiting now (migration 0010): their count, units and value per key."""
-    return Table(
-        name,
-        metadata,
-        Column("id", Id, primary_key=True, autoincrement=True),
-        *keys,
-        Column("lines", Integer, nullable=False),
-        Column("units", Integer, nullable=False),
-        Column("value", Money, nullable=False),  # cents of unit_price * backordered_qty
-        Column("delta", Integer, nullable=False, server_default="0"),
-        Index(f"ix_{name}_key", *index),
-        Index(f"ix_{name}_delta", "id", postgresql_where=delta_row, sqlite_where=delta_row),
-    )
-
-
-# Per SKU and channel: ranks SKUs by units waiting.
-report_waiting_sku_rollup = _waiting_rollup(
+# Lines waiting now (migration 0010), per SKU and channel: ranks SKUs by units waiting.
+report_waiting_sku_rollup = _rollup(
     "report_waiting_sku_rollup",
     Column("sku", SKU, nullable=False),
     Column("channel", String(64), nullable=False),
-    index=("sku", "channel"),
+    *_waiting_sums(),
+    key=("sku", "channel"),
 )
 # Per SKU, channel and UTC day placed: the age buckets of the SKUs a breakdown shows.
-report_waiting_sku_day_rollup = _waiting_rollup(
+report_waiting_sku_day_rollup = _rollup(
     "report_waiting_sku_day_rollup",
     Column("sku", SKU, nullable=False),
     Column("channel", String(64), nullable=False),
     Column("placed_day", Date, nullable=False),
-    index=("sku", "placed_day", "channel"),
+    *_waiting_sums(),
+    key=("sku", "placed_day", "channel"),
 )
 # Per customer and channel; channel '' (no channel code is empty) holds the customer's sums over
 # every channel, so ranking customers reads one row per customer.
-report_waiting_customer_rollup = _waiting_rollup(
+report_waiting_customer_rollup = _rollup(
     "report_waiting_customer_rollup",
     Column("customer_id", String(64), nullable=False),
     Column("channel", String(64), nullable=False),
-    index=("channel", "customer_id"),
+    *_waiting_sums(),
+    key=("channel", "customer_id"),
 )
