@@ -15,11 +15,12 @@ from oms.bench.floor import allocations_of, order_sql, receive_floor
 from oms.bench.generate import ETA_SKU
 from oms.domain.allocation import sort_fields
 from oms.domain.eta import Supply, walk_etas
-from oms.services.common import Ctx, allocation_rule
+from oms.services.common import allocation_rule
 from oms.services.engine import recompute_etas
 from oms.services.replenishment import ReceiptLine, receive_goods
 from oms.store.db import Store
 from oms.store.tables import po_lines, products
+from oms.store.uow import UnitOfWork
 from oms.views import list_backorders
 
 from .common import PROFILES, Result, console, env_int, pct, quick, timed, vacuum
@@ -60,7 +61,7 @@ def receipt_allocation(store: Store, kind: str, lines: int, runs: int, n_skus: i
     allocated_rows = 0
 
     def service(conn: Connection) -> list[tuple[int, int]]:
-        receive_goods(Ctx(conn, actor="bench", now=now), "GRN-BENCH", receipt)
+        receive_goods(UnitOfWork(conn, store.config, actor="bench", now=now), "GRN-BENCH", receipt)
         return allocations_of(conn, "GRN-BENCH")
 
     def floor(conn: Connection) -> list[tuple[int, int]]:
@@ -129,13 +130,14 @@ def single_receipts(store: Store, kind: str, lines: int, n: int) -> Result:
         qty = max(1, min(batch[s_sku], batch[f_sku], 10))
         took, _ = timed(
             lambda: store.write(
-                lambda c: receive_goods(Ctx(c, actor="bench"), f"GRN-S{run}-{i}", [ReceiptLine(s_sku, qty)])  # noqa: B023
+                lambda uow: receive_goods(uow, f"GRN-S{run}-{i}", [ReceiptLine(s_sku, qty)]),  # noqa: B023
+                actor="bench",
             )
         )
         service_t.append(took)
         took, _ = timed(
             lambda: store.write(
-                lambda c: receive_floor(c, {f_sku: qty}, f"GRN-F{run}-{i}", datetime.now(UTC), fields)  # noqa: B023
+                lambda uow: receive_floor(uow.conn, {f_sku: qty}, f"GRN-F{run}-{i}", datetime.now(UTC), fields)  # noqa: B023
             )
         )
         floor_t.append(took)
@@ -177,7 +179,7 @@ def eta_recompute(store: Store, kind: str, lines: int, runs: int) -> Result:
 
     def service(conn: Connection) -> float:
         slip(conn)
-        took, _ = timed(lambda: recompute_etas(Ctx(conn, actor="bench"), [ETA_SKU]))
+        took, _ = timed(lambda: recompute_etas(UnitOfWork(conn, store.config, actor="bench"), [ETA_SKU]))
         return took
 
     def floor(conn: Connection) -> float:

@@ -119,7 +119,7 @@ def serving(url: str, workers: int, token: str) -> Iterator[Server]:
 
 
 def admin_token(store: Store) -> str:
-    return store.write(lambda c: create_key(c, Role.ADMIN, f"bench-{time.time_ns()}"))
+    return store.write(lambda uow: create_key(uow.conn, Role.ADMIN, f"bench-{time.time_ns()}"))
 
 
 # ---- order intake -------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def as_role(self, role: Role, channel: str | None = None, name: str | None = None) -> Api:
-        token = self.store.write(lambda c: create_key(c, role, name or f"test-{role}-{channel}", channel))
+        token = self.store.write(lambda uow: create_key(uow.conn, role, name or f"test-{role}-{channel}", channel))
         return Api(self.client, self.store, token)
 
     def get(self, path: str, **kw: Any) -> Any:
@@ -99,5 +99,5 @@ def api(store: Store) -> Iterator[Api]:
     """The real app over a real store, speaking as an admin key."""
     app = create_app(store)
     with TestClient(app, raise_server_exceptions=False) as client:
-        token = store.write(lambda c: create_key(c, Role.ADMIN, "test-admin"))
+        token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "test-admin"))
         yield Api(client, store, token)

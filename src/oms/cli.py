@@ -116,7 +116,7 @@ def keys_create(
     """Make an API key and print it once (only its hash is stored)."""
     from oms.services.keys import create_key
 
-    token = _store().write(lambda conn: create_key(conn, role, name, channel))
+    token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
     console.print(f"[bold]{role.value}[/] key '{name}' (shown once):")
     typer.echo(token)
 
@@ -146,7 +146,7 @@ def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id."""
     from oms.services.keys import revoke_key
 
-    _store().write(lambda conn: revoke_key(conn, key_id))
+    _store().write(lambda uow: revoke_key(uow.conn, key_id))
     console.print(f"key {key_id} revoked")
 
 
@@ -172,8 +172,7 @@ def demo(
 @app.command("release-due")
 def release_due() -> None:
     """Release units held for a pre-order release date that has come."""
-    from oms.services.common import Ctx
     from oms.services.fulfillment import release_due as run
 
-    n = _store().write(lambda conn: run(Ctx(conn, actor="cli")))
+    n = _store().write(run, actor="cli")
     console.print(f"{n} orders settled")

@@ -6,7 +6,6 @@ so the demo's history (events, allocations, shipments) is what the real service 
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,10 +20,10 @@ from oms.domain.errors import DomainError
 from oms.domain.fulfillment import ShipPolicy
 from oms.domain.policy import BackorderMode, BackorderPolicy
 from oms.services import catalog, engine, fulfillment, orders, replenishment
-from oms.services.common import Ctx
 from oms.store.db import Store
 from oms.store.tables import orders as orders_table
 from oms.store.tables import products, shipments
+from oms.store.uow import UnitOfWork
 
 ADJECTIVES = [
     "Alpine",
@@ -123,9 +122,9 @@ def load_demo(
     tiers = [Tier.STANDARD] * 60 + [Tier.SILVER] * 25 + [Tier.GOLD] * 10 + [Tier.PLATINUM] * 5
 
     def at(t: datetime, use_case: Callable[..., Any], *args: Any) -> Any:
-        return store.write(lambda conn: use_case(Ctx(conn, actor="demo", now=t), *args))
+        return store.write(lambda uow: use_case(uow, *args), actor="demo", now=t)
 
-    def setup(ctx: Ctx) -> None:
+    def setup(ctx: UnitOfWork) -> None:
         for i, sku in enumerate(skus):
             r = rnd.random()
             pol = None
@@ -185,7 +184,7 @@ def load_demo(
         timeline.append((placed_at, 2, ("order", n)))
     timeline.sort(key=lambda e: (e[0], e[1]))
 
-    def step(ctx: Ctx, item: Any) -> None:
+    def step(ctx: UnitOfWork, item: Any) -> None:
         kind = item[0]
         if kind == "po":
             supplier = rnd.choice(["Nordic Supply", "Acme Outdoor", "Far East Textiles"])
@@ -217,7 +216,9 @@ def load_demo(
         for t, _, item in items:
             try:
                 with conn.begin_nested():
-                    step(Ctx(conn, actor="demo", now=t), item)
+                    uow = UnitOfWork(conn, store.config, actor="demo", now=t)
+                    step(uow, item)
+                    uow.write_events()
                 ok += item[0] == "order"
             except DomainError:
                 bad += 1
@@ -228,12 +229,16 @@ def load_demo(
     for entry in timeline:
         by_day.setdefault(entry[0].date(), []).append(entry)
     for items in by_day.values():
-        ok, bad = store.write(functools.partial(day, items=items))
+
+        def one_day(uow: UnitOfWork, items: list[tuple[datetime, int, Any]] = items) -> tuple[int, int]:
+            return day(uow.conn, items)
+
+        ok, bad = store.write(one_day)
         placed, refused = placed + ok, refused + bad
     say(f"orders: {placed} placed, {refused} refused by back-order policies")
 
     # Work the warehouse: older shipments are further along; a few customers cancel.
-    def work(ctx: Ctx) -> None:
+    def work(ctx: UnitOfWork) -> None:
         rows = ctx.conn.execute(
             select(shipments.c.id, shipments.c.created_at).where(shipments.c.status == "pick").order_by(shipments.c.id)
         ).all()
@@ -253,7 +258,6 @@ def load_demo(
             )
         pending = ctx.conn.scalars(select(products.c.sku).where(products.c.backordered > 0)).all()
         engine.recompute_etas(ctx, pending)
-        ctx.flush_events()
 
     at(end, work)
     return f"demo loaded: {n_skus} SKUs, {n_customers} customers, {placed} orders, {len(po_plans)} purchase orders"

@@ -55,6 +55,7 @@ from oms.services import rollups
 from oms.store.tables import (
     allocations,
     customers,
+    event_batches,
     events,
     order_lines,
     orders,
@@ -1214,7 +1215,10 @@ def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
         )
     }
     oldest = [t for (_, status), (_, t) in backlog.items() if status == "pending" and t is not None]
+    batches, first_batch = conn.execute(select(func.count(), func.min(event_batches.c.at))).one()
     return {
+        "event_batches": int(batches),
+        "event_batches_oldest_seconds": max(0.0, (now - first_batch).total_seconds()) if first_batch else 0.0,
         "outbox": {key: n for key, (n, _) in backlog.items()},
         "outbox_oldest_pending_seconds": max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0,
         "pending_units_by_age": {k: v["units"] for k, v in by_age.items()},

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from oms.domain.allocation import SortField, sort_fields
 from oms.domain.errors import Invalid, NotFound
+from oms.domain.eta import late_supply_date
 from oms.services.common import (
     allocation_rule,
     default_policy,
@@ -57,6 +58,7 @@ from oms.store.tables import (
 )
 from oms.store.types import Money as MoneyType
 from oms.store.types import UTCDateTime
+from oms.store.uow import read_config, read_version
 
 
 def rfc3339(t: datetime | None) -> str | None:
@@ -181,13 +183,18 @@ def product_view(conn: Connection, sku: str) -> dict[str, Any]:
         raise NotFound(f"No product with SKU '{sku}'.")
     incoming = incoming_by_sku(conn, [sku]).get(sku, 0)
     policy = policy_from_json(row.backorder_policy)
+    return product_json(row, policy_to_json(policy) if policy else None, policy or default_policy(conn), incoming)
+
+
+def product_json(row: Any, stored_policy: Any, effective: Any, incoming: int) -> dict[str, Any]:
+    """A product as the API shows it, from a row or a use case's copy."""
     return {
         "sku": row.sku,
         "name": row.name,
         "unit_price": money(row.unit_price),
         "lead_time_days": row.lead_time_days,
-        "backorder_policy": policy_to_json(policy) if policy else None,
-        "effective_backorder_policy": policy_to_json(policy or default_policy(conn)),
+        "backorder_policy": stored_policy,
+        "effective_backorder_policy": policy_to_json(effective),
         "stock": {
             "on_hand": row.on_hand,
             "allocated": row.allocated,
@@ -217,41 +224,44 @@ def customer_view(conn: Connection, customer_id: str) -> dict[str, Any]:
 
 def _order_dicts(conn: Connection, heads: Sequence[Any]) -> list[dict[str, Any]]:
     ids = [h.id for h in heads]
-    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    lines: dict[int, list[Any]] = defaultdict(list)
     if ids:
         for r in conn.execute(
             select(order_lines)
             .where(order_lines.c.order_id.in_(ids))
             .order_by(order_lines.c.order_id, order_lines.c.line_no)
         ):
-            lines[r.order_id].append(
-                {
-                    "line_no": r.line_no,
-                    "sku": r.sku,
-                    "qty": r.qty,
-                    "unit_price": money(r.unit_price),
-                    "allocated_qty": r.allocated_qty,
-                    "backordered_qty": r.backordered_qty,
-                    "shipped_qty": r.shipped_qty,
-                    "cancelled_qty": r.cancelled_qty,
-                    "eta": iso_date(r.eta),
-                    "promised_date": iso_date(r.promised_date),
-                }
-            )
-    return [
-        {
-            "order_number": h.order_number,
-            "channel": h.channel,
-            "customer_id": h.customer_id,
-            "status": h.status,
-            "ship_policy": h.ship_policy,
-            "placed_at": rfc3339(h.placed_at),
-            "priority": h.priority,
-            "order_value": money(h.order_value),
-            "lines": lines[h.id],
-        }
-        for h in heads
-    ]
+            lines[r.order_id].append(r)
+    return [order_json(h, lines[h.id]) for h in heads]
+
+
+def order_json(head: Any, lines: Sequence[Any] | None = None) -> dict[str, Any]:
+    """An order as the API shows it, from rows or from a use case's working copy (which carries its lines)."""
+    return {
+        "order_number": head.order_number,
+        "channel": head.channel,
+        "customer_id": head.customer_id,
+        "status": str(head.status),
+        "ship_policy": str(head.ship_policy),
+        "placed_at": rfc3339(head.placed_at),
+        "priority": head.priority,
+        "order_value": money(head.order_value),
+        "lines": [
+            {
+                "line_no": r.line_no,
+                "sku": r.sku,
+                "qty": r.qty,
+                "unit_price": money(r.unit_price),
+                "allocated_qty": r.allocated_qty,
+                "backordered_qty": r.backordered_qty,
+                "shipped_qty": r.shipped_qty,
+                "cancelled_qty": r.cancelled_qty,
+                "eta": iso_date(r.eta),
+                "promised_date": iso_date(r.promised_date),
+            }
+            for r in (head.lines if lines is None else lines)
+        ],
+    }
 
 
 def order_view(conn: Connection, order_number: str, channel: str | None = None) -> dict[str, Any]:
@@ -496,39 +506,40 @@ def _positions_statement(fields: tuple[SortField, ...], dialect: str) -> Any:
 
 def _po_dicts(conn: Connection, heads: Sequence[Any], today: date) -> list[dict[str, Any]]:
     ids = [h.id for h in heads]
-    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    lines: dict[int, list[Any]] = defaultdict(list)
     if ids:
         for r in conn.execute(
             select(po_lines).where(po_lines.c.po_id.in_(ids)).order_by(po_lines.c.po_id, po_lines.c.line_no)
         ):
-            lines[r.po_id].append(
-                {
-                    "line_no": r.line_no,
-                    "sku": r.sku,
-                    "qty": r.qty,
-                    "received_qty": r.received_qty,
-                    "open_qty": max(0, r.qty - r.received_qty) if r.open else 0,
-                    "expected_date": iso_date(r.expected_date),
-                }
-            )
-    out = []
-    for h in heads:
-        ls = lines[h.id]
-        overdue = h.status == "open" and any(
-            line["open_qty"] > 0 and line["expected_date"] < today.isoformat() for line in ls
-        )
-        out.append(
-            {
-                "po_number": h.po_number,
-                "supplier": h.supplier,
-                "status": h.status,
-                "created_at": rfc3339(h.created_at),
-                "overdue": overdue,
-                "lines": ls,
-                "version": h.version,
-            }
-        )
-    return out
+            lines[r.po_id].append(r)
+    return [po_json(h, lines[h.id], today) for h in heads]
+
+
+def po_json(head: Any, lines: Sequence[Any], today: date) -> dict[str, Any]:
+    """A purchase order as the API shows it, from rows or a use case's copy."""
+    ls = [
+        {
+            "line_no": r.line_no,
+            "sku": r.sku,
+            "qty": r.qty,
+            "received_qty": r.received_qty,
+            "open_qty": max(0, r.qty - r.received_qty) if r.open else 0,
+            "expected_date": iso_date(r.expected_date),
+        }
+        for r in lines
+    ]
+    overdue = head.status == "open" and any(
+        line["open_qty"] > 0 and line["expected_date"] < today.isoformat() for line in ls
+    )
+    return {
+        "po_number": head.po_number,
+        "supplier": head.supplier,
+        "status": head.status,
+        "created_at": rfc3339(head.created_at),
+        "overdue": overdue,
+        "lines": ls,
+        "version": head.version,
+    }
 
 
 def po_view(conn: Connection, po_number: str, today: date) -> dict[str, Any]:
@@ -573,8 +584,6 @@ def shortfall(conn: Connection, today: date | None = None) -> dict[str, Any]:
     later than that do not serve the queue sooner, and units due earlier are not bought twice.
     Without a lead time every open PO counts and the suggestion is the shortfall itself.
     """
-    from oms.services.engine import late_po_grace_days, late_supply_date
-
     today = today or datetime.now(UTC).date()
     q = (
         select(products.c.sku, products.c.backordered, products.c.lead_time_days)
@@ -597,7 +606,8 @@ def shortfall(conn: Connection, today: date | None = None) -> dict[str, Any]:
             )
         )
         supply = conn.execute(supply_q).all()
-        grace = late_po_grace_days(conn) if any(s.expected_date < today for s in supply) else 0
+        late = any(s.expected_date < today for s in supply)
+        grace = read_config(conn, read_version(conn)).late_po_grace_days if late else 0
         for s in supply:
             open_lines[s.sku].append((late_supply_date(s.expected_date, today, grace), int(s.open_qty)))
     items = []
@@ -637,20 +647,22 @@ def _shipment_dicts(conn: Connection, heads: Sequence[Any]) -> list[dict[str, An
             .order_by(shipment_lines.c.shipment_id, shipment_lines.c.line_no)
         ):
             lines[r.shipment_id].append({"line_no": r.line_no, "sku": r.sku, "qty": r.qty})
-    return [
-        {
-            "id": h.id,
-            "channel": h.channel,
-            "order_number": h.order_number,
-            "status": h.status,
-            "lines": lines[h.id],
-            "carrier": h.carrier,
-            "tracking_number": h.tracking_number,
-            "created_at": rfc3339(h.created_at),
-            "updated_at": rfc3339(h.updated_at),
-        }
-        for h in heads
-    ]
+    return [shipment_json(h, lines[h.id]) for h in heads]
+
+
+def shipment_json(head: Any, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """A shipment as the API shows it, from a row or a use case's copy."""
+    return {
+        "id": head.id,
+        "channel": head.channel,
+        "order_number": head.order_number,
+        "status": head.status,
+        "lines": lines,
+        "carrier": head.carrier,
+        "tracking_number": head.tracking_number,
+        "created_at": rfc3339(head.created_at),
+        "updated_at": rfc3339(head.updated_at),
+    }
 
 
 def shipment_view(conn: Connection, shipment_id: int, channel: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""The outbox worker: delivers notifications after commit and runs the scheduled jobs.
+"""The worker: turns committed events into notifications, delivers them, and runs the scheduled jobs.
+
+Each round first builds the outbox from the event batches committed since the last round
+(oms.services.notifications: in event order, each batch exactly once), then delivers.
 
 Delivery is at least once. A worker claims a batch of due messages by leasing them (on PostgreSQL
 with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint batches; on SQLite the
@@ -24,13 +27,13 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 
 from oms.notify import email, links, webhooks
-from oms.services import jobs
-from oms.services.common import utcnow
+from oms.services import jobs, notifications
 from oms.store.db import Store
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
+from oms.store.uow import UnitOfWork, utcnow
 
 log = logging.getLogger("oms.worker")
 
@@ -83,7 +86,8 @@ class Worker:
         """Lease up to batch_size due messages to this worker, in one short transaction."""
         now = now or utcnow()
 
-        def tx(conn: Connection) -> list[Any]:
+        def tx(uow: UnitOfWork) -> list[Any]:
+            conn = uow.conn
             q = (
                 select(outbox.c.id)
                 .where(
@@ -149,7 +153,8 @@ class Worker:
             wait = backoff(attempts, self.config.backoff_seconds, self.config.backoff_cap_seconds)
             values = {"next_attempt_at": now + timedelta(seconds=wait), "last_error": outcome.error}
 
-        def tx(conn: Connection) -> None:
+        def tx(uow: UnitOfWork) -> None:
+            conn = uow.conn
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id == msg.id, outbox.c.status == "pending")
@@ -175,8 +180,19 @@ class Worker:
             log.warning("%s %s to %s: attempt %d failed: %s", msg.kind, msg.id, msg.recipient, attempts, outcome.error)
         return str(values.get("status", "pending"))
 
+    def build(self) -> int:
+        """Turn every pending event batch into outbox rows (bounded rounds); returns batches built."""
+        total = 0
+        for _ in range(100):
+            n = notifications.build_notifications(self.store)
+            total += n
+            if n < notifications.BATCHES_PER_ROUND:
+                break
+        return total
+
     def run_once(self) -> int:
-        """Claim one batch and deliver it; returns how many messages were attempted."""
+        """Build the pending events' messages, then claim one batch and deliver it; returns messages attempted."""
+        self.build()
         batch = self.claim()
         for msg in batch:
             self.finish(msg, self.deliver(msg))

@@ -126,13 +126,35 @@ def test_every_endpoint_named_in_the_contract_is_served_and_needs_a_key(api):
     assert refused == [(m, p, 401, 'Bearer realm="oms"') for m, p in CONTRACT_ENDPOINTS]
 
 
-def test_a_revoked_key_is_refused(api):
+def test_a_revoked_key_is_refused_by_every_process_within_half_a_second(api):
+    """Keys are cached per process, trusted for at most 0.5 s without a look at the settings version."""
+    cache = api.client.app.state.keys
+    now = [1000.0]
+    cache.clock = lambda: now[0]
     buyer = api.as_role(Role.PURCHASING, name="to-revoke")
     assert buyer.get("/reports/shortfall").status_code == 200
     key_id = next(k["id"] for k in api.store.read(list_keys) if k["name"] == "to-revoke")
-    api.store.write(lambda conn: revoke_key(conn, key_id))
+    api.store.write(lambda uow: revoke_key(uow.conn, key_id))  # as `oms keys revoke` in another process
+    now[0] += 0.2
+    assert buyer.get("/reports/shortfall").status_code == 200  # still inside the cache's trust
+    now[0] += 0.31
     assert_problem(buyer.get("/reports/shortfall"), 401)
     assert api.get("/reports/shortfall").status_code == 200
+    now[0] += 10
+    assert_problem(buyer.get("/reports/shortfall"), 401)
+
+
+def test_a_new_key_works_at_once_and_a_known_key_costs_no_transaction(api):
+    from tests.integration.test_statement_counts import counted
+
+    cache = api.client.app.state.keys
+    cache.clock = lambda: 1000.0  # the cache's trust never runs out in this test
+    assert api.get("/reports/shortfall").status_code == 200
+    buyer = api.as_role(Role.PURCHASING, name="new")
+    assert buyer.get("/reports/shortfall").status_code == 200  # unknown to the cache: looked up
+    with counted(api.store) as sent:
+        assert buyer.get("/reports/shortfall").status_code == 200
+    assert sum(s.startswith("BEGIN") for s in sent) == 1  # the report's own read, nothing for the key
 
 
 # ---- roles --------------------------------------------------------------------------------------

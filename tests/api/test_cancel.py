@@ -121,7 +121,9 @@ def test_cancelling_a_whole_order_frees_its_units_for_the_next_waiting_order(api
     assert stock(api, "A") == {"on_hand": 2, "allocated": 2, "available": 0, "backordered": 0, "incoming": 0}
     assert stock(api, "B") == {"on_hand": 0, "allocated": 0, "available": 0, "backordered": 0, "incoming": 0}
     allocated = [e["data"] for e in events(api, "O-2") if e["type"] == "allocated"]
-    assert allocated == [{"source": "cancellation", "ref": "O-1", "lines": [{"line_no": 1, "sku": "A", "qty": 2}]}]
+    assert allocated == [
+        {"source": "cancellation", "ref": "O-1", "lines": [{"line_no": 1, "sku": "A", "qty": 2, "backordered_qty": 0}]}
+    ]
 
 
 def test_the_cancellation_event_records_the_reason_and_where_the_units_came_from(api):

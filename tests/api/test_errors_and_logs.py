@@ -23,7 +23,7 @@ def test_a_crash_answers_500_with_a_request_id_and_no_trace_or_sql(store, caplog
         raise RuntimeError("SELECT password FROM secrets WHERE id = 1")
 
     app.add_api_route("/api/v1/boom", boom)
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "t"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "t"))
     with caplog.at_level(logging.INFO, logger="oms"), TestClient(app, raise_server_exceptions=False) as client:
         r = client.get("/api/v1/boom", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 500

@@ -92,7 +92,9 @@ def test_a_retry_while_the_first_request_runs_is_refused_with_409(api):
     # The first request has claimed the key and is still running (its claim, made the Guard's way).
     body = order("O-3")
     digest = idem.fingerprint("POST", "/api/v1/orders", "", json.dumps(body).encode())
-    claim = api.store.write(lambda c: idem.claim(c, f"key:{web_id}", "k-3", "POST", "/api/v1/orders", digest, utcnow()))
+    claim = api.store.write(
+        lambda uow: idem.claim(uow.conn, f"key:{web_id}", "k-3", "POST", "/api/v1/orders", digest, utcnow())
+    )
     assert claim.outcome == "claimed"
 
     r = keyed(web, "/orders", body, "k-3")
@@ -120,7 +122,7 @@ def test_a_response_is_kept_for_at_least_24_hours_then_forgotten(api):
     assert row.expires_at - row.created_at >= timedelta(hours=24)
 
     past = utcnow() - timedelta(seconds=1)
-    api.store.write(lambda c: c.execute(update(idempotency_keys).values(expires_at=past)))
+    api.store.write(lambda uow: uow.conn.execute(update(idempotency_keys).values(expires_at=past)))
     r = keyed(api, "/orders", order("O-2"), "k-1")
     assert r.status_code == 201  # an expired key is a new key
     assert r.json()["order_number"] == "O-2"
@@ -239,7 +241,7 @@ def test_a_process_dying_after_the_commit_never_runs_the_use_case_twice(api, mon
     assert state == "applied"
     # Even once the in-progress lease has long passed, the retry replays and does not advance again.
     old = utcnow() - timedelta(hours=1)
-    api.store.write(lambda c: c.execute(update(idempotency_keys).values(created_at=old)))
+    api.store.write(lambda uow: uow.conn.execute(update(idempotency_keys).values(created_at=old)))
     retry = keyed(api, path, {}, "adv-1")
     assert retry.status_code == 200
     assert retry.headers["idempotent-replayed"] == "true"

@@ -63,7 +63,7 @@ def test_a_body_over_one_mebibyte_is_refused_with_413(api):
 
 def test_a_body_streamed_without_a_length_is_cut_off_at_the_limit(store):
     app = create_app(store, max_body_bytes=1000)
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "t"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "t"))
 
     def chunks() -> Any:
         for _ in range(20):
@@ -183,8 +183,8 @@ def test_a_body_that_is_not_json_is_refused_with_415_and_malformed_json_with_400
 
 def test_the_rate_limit_answers_429_with_retry_after_per_key(store):
     app = create_app(store, rate_limit_per_minute=3)
-    a = store.write(lambda c: create_key(c, Role.ADMIN, "a"))
-    b = store.write(lambda c: create_key(c, Role.OPS, "b"))
+    a = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "a"))
+    b = store.write(lambda uow: create_key(uow.conn, Role.OPS, "b"))
     with TestClient(app, raise_server_exceptions=False) as client:
         ha = {"Authorization": f"Bearer {a}"}
         assert [client.get("/api/v1/orders", headers=ha).status_code for _ in range(3)] == [200, 200, 200]
@@ -203,7 +203,7 @@ def test_the_rate_limit_answers_429_with_retry_after_per_key(store):
 def test_the_rate_limit_comes_from_the_environment(store, monkeypatch):
     monkeypatch.setenv("OMS_RATE_LIMIT_PER_MINUTE", "2")
     app = create_app(store)
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "a"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "a"))
     with TestClient(app, raise_server_exceptions=False) as client:
         h = {"Authorization": f"Bearer {token}"}
         assert [client.get("/api/v1/orders", headers=h).status_code for _ in range(3)] == [200, 200, 429]

@@ -106,7 +106,7 @@ def fuzz_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 
 def test_the_whole_api_survives_schemathesis_with_no_errors_or_schema_violations(fuzz_store: Store):
     app = create_app(fuzz_store, rate_limit_per_minute=0)
-    token = fuzz_store.write(lambda c: create_key(c, Role.ADMIN, "fuzzer"))
+    token = fuzz_store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "fuzzer"))
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(app) as client:
         seed(client, headers)

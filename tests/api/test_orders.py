@@ -564,9 +564,18 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
     assert [e["at"] for e in items] == sorted(e["at"] for e in items)
     assert {e["actor"] for e in items} == {"test-admin"}
     by_type = {e["type"]: e["data"] for e in items}
+    today = datetime.now(UTC).date()
+    # The event carries each line's ETA as placed (the confirmation email shows it): A has no lead time.
     assert by_type["order_placed"]["lines"] == [
-        {"line_no": 1, "sku": "A", "qty": 3, "allocated_qty": 1, "backordered_qty": 2},
-        {"line_no": 2, "sku": "B", "qty": 2, "allocated_qty": 0, "backordered_qty": 2},
+        {"line_no": 1, "sku": "A", "qty": 3, "allocated_qty": 1, "backordered_qty": 2, "eta": None},
+        {
+            "line_no": 2,
+            "sku": "B",
+            "qty": 2,
+            "allocated_qty": 0,
+            "backordered_qty": 2,
+            "eta": (today + timedelta(days=3)).isoformat(),
+        },
     ]
     assert by_type["backordered"]["lines"] == [
         {"line_no": 1, "sku": "A", "qty": 2},
@@ -574,7 +583,6 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
     ]
     # B was first dated by its lead time (today + 3), then by the PO's later date
     eta = by_type["eta_changed"]
-    today = datetime.now(UTC).date()
     assert (eta["line_no"], eta["sku"], eta["from"], eta["to"]) == (
         2,
         "B",
@@ -585,7 +593,7 @@ def test_the_events_of_an_order_are_listed_oldest_first(api):
     assert by_type["allocated"] == {
         "source": "receipt",
         "ref": "GRN-1",
-        "lines": [{"line_no": 1, "sku": "A", "qty": 2}],
+        "lines": [{"line_no": 1, "sku": "A", "qty": 2, "backordered_qty": 0}],  # what still waits after it
     }
     assert by_type["cancelled"]["reason"] == "customer changed mind"
     assert [(x["line_no"], x["sku"], x["qty"]) for x in by_type["cancelled"]["lines"]] == [(2, "B", 2)]

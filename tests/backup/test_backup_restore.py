@@ -18,6 +18,7 @@ from oms.api.app import create_app
 from oms.cli import app as cli
 from oms.domain.access import Role
 from oms.services.keys import create_key
+from oms.services.notifications import build_notifications
 from oms.store import backup as backup_module
 from oms.store.backup import BackupError, backup, restore, store_row_count
 from oms.store.db import Store, make_engine
@@ -33,7 +34,7 @@ def day(n: int) -> str:
 
 def load(store: Store) -> None:
     """Orders (waiting and allocated), a PO and its receipt, shipments up to dispatch, events, outbox."""
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "loader"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "loader"))
     h = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(store, rate_limit_per_minute=0), raise_server_exceptions=True) as client:
 
@@ -66,6 +67,7 @@ def load(store: Store) -> None:
                 "lines": [{"sku": sku, "qty": qty}],
             }
             ok("POST", "/orders", order, headers={"Idempotency-Key": f"k-{n}"})
+        build_notifications(store)  # the outbox of what happened so far; what follows waits for the worker
         ok("POST", "/receipts", {"grn_number": "GRN-1", "po_number": "PO-1", "lines": [{"sku": "TENT-2P", "qty": 4}]})
         shipment = ok("GET", "/shipments?order_number=SO-3")["items"][0]["id"]
         for step in ({}, {}, {"carrier": "DHL", "tracking_number": "T-1"}):
@@ -115,7 +117,17 @@ def test_a_backup_restored_into_a_fresh_store_has_every_row_of_every_table(store
     load(store)
     before = snapshot(store)
     counts = {name: len(rows) for name, rows in before.items()}
-    for name in ("orders", "order_lines", "allocations", "receipts", "shipments", "events", "outbox", "po_lines"):
+    for name in (
+        "orders",
+        "order_lines",
+        "allocations",
+        "receipts",
+        "shipments",
+        "events",
+        "event_batches",
+        "outbox",
+        "po_lines",
+    ):
         assert counts[name] > 0, name
     assert counts["idempotency_keys"] == 3
     assert counts["webhook_subscriptions"] == 1
@@ -132,7 +144,7 @@ def test_a_backup_restored_into_a_fresh_store_has_every_row_of_every_table(store
         assert snapshot(restored) == before
         # The restored store works, and its ids go on after the restored ones.
         load_more = TestClient(create_app(restored, rate_limit_per_minute=0))
-        token = restored.write(lambda c: create_key(c, Role.ADMIN, "after-restore"))
+        token = restored.write(lambda uow: create_key(uow.conn, Role.ADMIN, "after-restore"))
         order = {"order_number": "SO-9", "channel": "web", "customer_id": "ALICE", "lines": [{"sku": "LAMP", "qty": 1}]}
         with load_more as client:
             r = client.post("/api/v1/orders", json=order, headers={"Authorization": f"Bearer {token}"})
@@ -149,7 +161,7 @@ def test_restore_refuses_a_store_with_data_unless_forced_and_then_replaces_it_wh
     before = snapshot(store)
     path = tmp_path / "oms.backup"
     backup(url_of(store), path)
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "made-after-the-backup"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "made-after-the-backup"))
     assert token
     with pytest.raises(BackupError, match=r"holds data \(\d+ rows\); restore over it only with --force"):
         restore(url_of(store), path)
@@ -213,7 +225,7 @@ def test_a_sqlite_backup_taken_while_a_writer_commits_is_a_consistent_snapshot(t
     url = f"sqlite:///{tmp_path / 'live.db'}"
     upgrade(url)
     store = Store(make_engine(url))
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "writer"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "writer"))
     h = {"Authorization": f"Bearer {token}"}
     stop = threading.Event()
     written = [0]

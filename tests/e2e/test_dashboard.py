@@ -10,7 +10,6 @@ from playwright.sync_api import Page, expect
 
 from oms import views
 from oms.services import catalog
-from oms.services.common import Ctx
 
 from .conftest import Server, shot, sign_in
 
@@ -170,7 +169,7 @@ def test_reordering_the_allocation_rule_changes_queue_positions(page: Page, serv
     try:
         _reorder_rule(page)
     finally:  # the other tests' queues assume the default rule
-        server.store.write(lambda c: catalog.set_allocation_rule(Ctx(c, actor="test"), ["priority", "placed_at"]))
+        server.store.write(lambda uow: catalog.set_allocation_rule(uow, ["priority", "placed_at"]), actor="test")
 
 
 def _reorder_rule(page: Page) -> None:

@@ -304,7 +304,7 @@ def test_hostile_strings_in_query_filters_are_refused_or_match_nothing(api):
 
 @pytest.fixture
 def admin_browser(api: Any) -> Browser:
-    api.store.write(lambda c: create_user(c, "ada", Role.ADMIN, "pw-12345678"))
+    api.store.write(lambda uow: create_user(uow.conn, "ada", Role.ADMIN, "pw-12345678"))
     web = Browser(api.client, api.store)
     web.get("/login")
     r = web.post("/login", {"username": "ada", "password": "pw-12345678"})

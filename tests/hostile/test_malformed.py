@@ -228,7 +228,7 @@ def test_a_query_string_of_30_kib_and_500_repeated_parameters_are_answered_witho
 
 @pytest.fixture
 def signed_in(api: Any) -> Browser:
-    api.store.write(lambda c: create_user(c, "ada", Role.ADMIN, "pw-12345678"))
+    api.store.write(lambda uow: create_user(uow.conn, "ada", Role.ADMIN, "pw-12345678"))
     web = Browser(api.client, api.store)
     web.get("/login")
     assert web.post("/login", {"username": "ada", "password": "pw-12345678"}).status_code == 200

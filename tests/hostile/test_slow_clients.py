@@ -50,7 +50,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     url = f"sqlite:///{tmp / 'oms.db'}"
     upgrade(url)
     store = Store(make_engine(url))
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "slow-test"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "slow-test"))
     port = _free_port()
     env = {
         **os.environ,

@@ -10,10 +10,10 @@ from sqlalchemy import text
 from oms.bench.floor import allocations_of, receive_floor
 from oms.bench.generate import ETA_SKU, Spec, generate
 from oms.domain.allocation import DEFAULT_RULE, sort_fields
-from oms.services.common import Ctx
 from oms.services.engine import recompute_etas
 from oms.services.replenishment import ReceiptLine, receive_goods
 from oms.store.db import Store
+from oms.store.uow import UnitOfWork
 
 SPEC = Spec(lines=600, skus=40, customers=50, eta_lines=60, eta_po_lines=5, stocked=5, seed=3)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -69,7 +69,7 @@ def test_generated_etas_are_the_engines(store: Store) -> None:
     before = _rows(store, "SELECT id, eta, eta_basis FROM order_lines ORDER BY id")
 
     with store.engine.connect() as conn, conn.begin():
-        recompute_etas(Ctx(conn, now=NOW), [f"SKU-{i:05d}" for i in range(1, 41)] + [ETA_SKU])
+        recompute_etas(UnitOfWork(conn, store.config, now=NOW), [f"SKU-{i:05d}" for i in range(1, 41)] + [ETA_SKU])
         after = [tuple(r) for r in conn.execute(text("SELECT id, eta, eta_basis FROM order_lines ORDER BY id"))]
         conn.rollback()
 
@@ -86,7 +86,11 @@ def test_floor_allocates_exactly_as_the_service(store: Store) -> None:
         with store.engine.connect() as conn:
             tx = conn.begin()
             if name == "service":
-                receive_goods(Ctx(conn, now=NOW), "GRN-T", [ReceiptLine(s, q) for s, q in sorted(batch.items())])
+                receive_goods(
+                    UnitOfWork(conn, store.config, now=NOW),
+                    "GRN-T",
+                    [ReceiptLine(s, q) for s, q in sorted(batch.items())],
+                )
             else:
                 receive_floor(conn, batch, "GRN-T", NOW, sort_fields(DEFAULT_RULE))
             counters = [

@@ -11,24 +11,24 @@ from oms.domain.allocation import Tier
 from oms.domain.errors import InsufficientStock
 from oms.domain.policy import BackorderMode, BackorderPolicy
 from oms.services import catalog, orders, replenishment
-from oms.services.common import Ctx
+from oms.store.uow import UnitOfWork
 
 WRITERS = 12
 
 
 def _setup(store, mode: BackorderMode) -> None:
-    def go(ctx: Ctx) -> None:
+    def go(ctx: UnitOfWork) -> None:
         catalog.put_product(ctx, catalog.ProductSpec("LAST", "Last unit", Decimal("10.00"), 7, BackorderPolicy(mode)))
         catalog.put_customer(ctx, catalog.CustomerSpec("C1", "C", "c@example.com", Tier.STANDARD))
         catalog.adjust_stock(ctx, "LAST", 1, "count")
 
-    store.write(lambda c: go(Ctx(c)))
+    store.write(go)
 
 
 def _place(store, n: int) -> str:
     cmd = orders.PlaceOrder(f"SO-{n}", "web", "C1", [orders.NewLine("LAST", 1)])
     try:
-        store.write(lambda c: orders.place_order(Ctx(c), cmd))
+        store.write(lambda uow: orders.place_order(uow, cmd))
         return "placed"
     except InsufficientStock:
         return "refused"
@@ -66,9 +66,9 @@ def test_concurrent_orders_queue_up_and_a_receipt_fills_them_in_placement_order(
         ]
     assert len(queue) == WRITERS - 1
 
-    result, _ = store.write(
-        lambda c: replenishment.receive_goods(Ctx(c), "GRN-1", [replenishment.ReceiptLine("LAST", 5)])
-    )
+    result = store.write(
+        lambda uow: replenishment.receive_goods(uow, "GRN-1", [replenishment.ReceiptLine("LAST", 5)])
+    ).result
     # The five oldest waiting lines, in queue order, and nobody else.
     assert [a["order_number"] for a in result["allocations"]] == queue[:5]
     assert _scalar(store, "SELECT backordered FROM products WHERE sku = 'LAST'") == WRITERS - 6
@@ -80,7 +80,7 @@ def test_concurrent_retries_of_one_order_number_create_one_order(store):
     cmd = orders.PlaceOrder("SO-SAME", "web", "C1", [orders.NewLine("LAST", 2)], body={"same": 1})
 
     def place(_: int) -> bool:
-        return store.write(lambda c: orders.place_order(Ctx(c), cmd))[1]
+        return store.write(lambda uow: orders.place_order(uow, cmd)).created
 
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(place, range(8)))

@@ -43,13 +43,14 @@ from oms.domain.fulfillment import ShipPolicy
 from oms.domain.policy import BackorderMode, BackorderPolicy
 from oms.services.catalog import CustomerSpec, ProductSpec, adjust_stock, put_customer, put_product
 from oms.services.catalog import set_allocation_rule as set_rule
-from oms.services.common import Ctx
 from oms.services.fulfillment import advance_shipment
 from oms.services.orders import NewLine, PlaceOrder, cancel_order, place_order, set_priority
 from oms.services.replenishment import PoLine, ReceiptLine, create_po, receive_goods
 from oms.store.db import Store
 from oms.store.tables import metadata
 from oms.store.types import Money, UTCDateTime
+from oms.store.uow import UnitOfWork as Ctx
+from oms.views import order_json, shipment_json
 
 EXAMPLES = int(os.environ.get("OMS_STATEFUL_EXAMPLES", "25"))
 STEPS = int(os.environ.get("OMS_STATEFUL_STEPS", "30"))
@@ -271,7 +272,7 @@ class EngineMachine(RuleBasedStateMachine):
     def _write(self, use_case: Callable[[Ctx], Any]) -> Any:
         self.clock += timedelta(minutes=7)  # placed_at and event times strictly increase
         now = self.clock
-        return self.store.write(lambda conn: use_case(Ctx(conn, actor="hypothesis", now=now)))
+        return self.store.write(use_case, actor="hypothesis", now=now)
 
     def _refused(self, use_case: Callable[[Ctx], Any], expected: type[DomainError]) -> DomainError:
         """Run a use case that must be refused, and check that it changed nothing at all."""
@@ -360,8 +361,9 @@ class EngineMachine(RuleBasedStateMachine):
             exc = self._refused(lambda c: place_order(c, cmd), InsufficientStock)
             assert {e["sku"] for e in exc.errors} == short, f"refusal names {exc.errors}, expected {short}"
             return
-        view, created = self._write(lambda c: place_order(c, cmd))
-        assert created
+        placed = self._write(lambda c: place_order(c, cmd))
+        assert placed.created
+        view = order_json(placed.order)
         self.order_numbers.append(order_number)
         got = [(x["allocated_qty"] + x["shipped_qty"], x["backordered_qty"]) for x in view["lines"]]
         assert got == predicted, f"placement split {got}, rules say {predicted}"
@@ -375,10 +377,11 @@ class EngineMachine(RuleBasedStateMachine):
         for sku, qty in lines:
             qty_by_sku[sku] += qty
         w = self.world
-        result, created = self._write(
+        receipt = self._write(
             lambda c: receive_goods(c, grn, [ReceiptLine(s, q) for s, q in lines], po_number=po_number)
         )
-        assert created
+        assert receipt.created
+        result = receipt.result
         for sku, qty in qty_by_sku.items():
             self.on_hand[sku] += qty
         # Rule 4 / invariant 6: the units went to each queue (read just before) in rule order, head
@@ -461,7 +464,7 @@ class EngineMachine(RuleBasedStateMachine):
         if refused:
             self._refused(lambda c: cancel_order(c, order_number, "changed mind", lines), Conflict)
             return
-        view = self._write(lambda c: cancel_order(c, order_number, "changed mind", lines))
+        view = order_json(self._write(lambda c: cancel_order(c, order_number, "changed mind", lines)))
         after = {x["line_no"]: x for x in view["lines"]}
         for n, total, b, a in plan:
             self.cancelled_alloc[(order_number, n)] += a
@@ -499,7 +502,8 @@ class EngineMachine(RuleBasedStateMachine):
             if status == "awaiting_shipment" and not with_tracking:  # dispatch needs carrier and tracking
                 self._refused(lambda c: advance_shipment(c, sid, carrier, tracking), Invalid)
                 return
-            view = self._write(lambda c: advance_shipment(c, sid, carrier, tracking))
+            moved = self._write(lambda c: advance_shipment(c, sid, carrier, tracking))
+            view = shipment_json(moved, moved.lines)
             assert view["status"] == NEXT_STATUS[status], f"shipment {sid}: {status} -> {view['status']}"
             note(f"shipment advanced to {view['status']}")
             if view["status"] == "dispatched":
@@ -523,7 +527,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), priority=st.integers(0, 3))
     def change_priority(self, data: st.DataObject, priority: int) -> None:
         order_number = data.draw(st.sampled_from(self.order_numbers))
-        view = self._write(lambda c: set_priority(c, order_number, priority))
+        view = order_json(self._write(lambda c: set_priority(c, order_number, priority)))
         assert view["priority"] == priority, view  # the lines' copies are checked with the invariants
 
     # -- invariants, read after every step --

@@ -25,9 +25,9 @@ from oms import reports
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
 from oms.services import catalog, fulfillment, orders, replenishment, rollups
-from oms.services.common import Ctx
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
+from oms.store.uow import UnitOfWork as Ctx
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 D0 = datetime(2026, 5, 4, tzinfo=UTC)  # T0's midnight: periods in whole days
@@ -45,7 +45,7 @@ def random_history(store: Store, seed: int, steps: int) -> datetime:
 
     def do(step: Callable[[Ctx], Any]) -> Any:
         try:
-            return store.write(lambda conn: step(Ctx(conn, actor="test", now=now)))
+            return store.write(step, actor="test", now=now)
         except DomainError:
             return None  # refused: nothing stored
 
@@ -146,7 +146,7 @@ def test_postgresql_writers_append_deltas_that_a_fold_sums_into_one_row_per_key(
     before = store.read(rollups.current)
     if store.dialect == "postgresql":
         assert store.read(lambda c: c.scalar(text("SELECT count(*) FROM report_pending_rollup WHERE delta = 1"))) > 0
-    store.write(rollups.fold)
+    store.write(lambda uow: rollups.fold(uow.conn))
     assert store.read(rollups.current) == before == store.read(rollups.recount)
     for name, keys in rollups.KEYS.items():
         dupes = store.read(
@@ -162,7 +162,7 @@ def test_ranking_from_folded_rows_and_unfolded_deltas_equals_grouping_every_row(
     """`rollups.ranked` reads the folded rows' top and sums only keys with delta rows (PostgreSQL
     writers append those until a reader folds them): it must rank exactly as grouping every row."""
     random_history(store, 11, steps=25)
-    store.write(rollups.fold)
+    store.write(lambda uow: rollups.fold(uow.conn))
     random_history(store, 12, steps=25)  # more writes: fresh delta rows on PostgreSQL, not folded
     c = report_waiting_customer_rollup
     if store.dialect == "postgresql":
@@ -209,13 +209,13 @@ def test_reports_folding_while_writers_append_keep_one_folded_row_per_key(store:
 
     def write(cmds: list[orders.PlaceOrder]) -> int:
         for k, cmd in enumerate(cmds):
-            store.write(lambda conn, c=cmd: orders.place_order(Ctx(conn, actor="test", now=now), c))
+            store.write(lambda uow, c=cmd: orders.place_order(uow, c), actor="test", now=now)
             if k % 3 == 2:
                 got = [replenishment.ReceiptLine(s, 3) for s in sorted(SKUS)]
                 store.write(
-                    lambda conn, g=got, n=f"FG-{cmd.order_number}": replenishment.receive_goods(
-                        Ctx(conn, actor="test", now=now), n, g
-                    )
+                    lambda uow, g=got, n=f"FG-{cmd.order_number}": replenishment.receive_goods(uow, n, g),
+                    actor="test",
+                    now=now,
                 )
         return len(cmds)
 
@@ -251,8 +251,8 @@ def test_a_second_reader_does_not_fold_a_table_another_is_folding(store: Store) 
     with store.engine.connect() as a:
         tx = a.begin()
         rollups.fold(a, table)  # A holds its rows and the table's fold lock until it commits
-        store.write(lambda conn: orders.place_order(Ctx(conn, actor="test", now=T0 + timedelta(days=60)), more))
-        store.write(lambda conn: rollups.fold(conn, table))  # B
+        store.write(lambda uow: orders.place_order(uow, more), actor="test", now=T0 + timedelta(days=60))
+        store.write(lambda uow: rollups.fold(uow.conn, table))  # B
         tx.commit()
     twice = store.read(
         lambda c: c.scalar(

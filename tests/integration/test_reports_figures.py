@@ -37,9 +37,9 @@ from sqlalchemy import select, text
 from oms import reports
 from oms.domain.allocation import Tier
 from oms.services import catalog, fulfillment, orders, replenishment
-from oms.services.common import Ctx
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
+from oms.store.uow import UnitOfWork as Ctx
 from tests.conftest import STORES
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def build_history(store: Store, t0: datetime = T0) -> None:
         return t0.date() + timedelta(days=n)
 
     def do(when: datetime, step: Callable[[Ctx], Any]) -> Any:
-        return store.write(lambda conn: step(Ctx(conn, actor="test", now=when)))
+        return store.write(step, actor="test", now=when)
 
     def place(when: datetime, number: str, channel: str, customer: str, lines: list[tuple[str, int]]) -> None:
         cmd = orders.PlaceOrder(number, channel, customer, [orders.NewLine(s, q) for s, q in lines])

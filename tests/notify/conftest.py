@@ -177,10 +177,20 @@ def po(api: Any, number: str, lines: list[tuple[str, int, str]]) -> None:
     assert r.status_code == 201, r.text
 
 
+def built(store: Store) -> int:
+    """Let the worker turn every committed event into its messages (its first step each round)."""
+    from oms.services.notifications import build_notifications
+
+    return build_notifications(store)
+
+
 def outbox_rows(store: Store, **where: Any) -> list[Any]:
+    """The outbox once the worker has built the messages of every event committed so far."""
     from sqlalchemy import select
 
     from oms.store.tables import outbox
+
+    built(store)
 
     q = select(outbox).order_by(outbox.c.created_at, outbox.c.id)
     for k, v in where.items():

@@ -7,7 +7,7 @@ import threading
 from oms.domain.access import Role
 from oms.worker import backoff
 
-from .conftest import Receiver, customer, make_worker, outbox_rows, place, product
+from .conftest import Receiver, built, customer, make_worker, outbox_rows, place, product
 
 
 def test_a_refused_order_leaves_no_notification(api):
@@ -37,6 +37,8 @@ def test_notifications_are_listed_and_filtered(api, receiver):
     customer(api)
     place(api, "SO-1", [("A", 1)])
     place(api, "SO-2", [("A", 1)], channel="shop")
+    assert api.get("/notifications").json()["items"] == []  # events only: the worker builds the messages
+    built(api.store)
     items = api.get("/notifications").json()["items"]
     assert [(n["kind"], n["to"], n["order_number"], n["status"]) for n in items] == [
         ("webhook", receiver.url, "SO-1", "pending"),

@@ -36,7 +36,7 @@ def test_serve_on_sqlite_writes_the_confirmation_to_the_mail_folder(tmp_path):
     url = f"sqlite:///{tmp_path / 'oms.db'}"
     upgrade(url)
     store = Store(make_engine(url))
-    key = store.write(lambda c: create_key(c, Role.ADMIN, "test"))
+    key = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "test"))
     store.engine.dispose()
     port = free_port()
     mail = tmp_path / "mail"

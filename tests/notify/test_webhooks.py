@@ -45,8 +45,9 @@ def test_each_delivery_is_signed_and_carries_the_event(api, receiver):
         assert h["content-type"] == "application/json"
     placed = receiver.events()[0]
     assert placed["data"]["order_number"] == "SO-1"
+    eta = (utcnow().date() + timedelta(days=21)).isoformat()  # the lead time: no PO yet
     assert placed["data"]["lines"] == [
-        {"line_no": 1, "sku": "TENT", "qty": 3, "allocated_qty": 0, "backordered_qty": 3}
+        {"line_no": 1, "sku": "TENT", "qty": 3, "allocated_qty": 0, "backordered_qty": 3, "eta": eta}
     ]
     ids = {r["headers"]["webhook-id"] for r in receiver.requests}
     assert ids == {row.id for row in outbox_rows(api.store, kind="webhook")}
@@ -114,6 +115,7 @@ def test_retries_wait_exponentially_longer(api):
         customer(api)
         place(api, "SO-1", [("TENT", 1)])
         worker = make_worker(api.store)
+        worker.build()
         worker.config.backoff_seconds = 10
         t0 = utcnow()
         waits = []

@@ -144,7 +144,7 @@ def drop_templates(base_url: str) -> None:
 def admin_key(url: str) -> str:
     store = Store(make_engine(url))
     try:
-        return store.write(lambda c: create_key(c, Role.ADMIN, f"stress-{uuid.uuid4().hex[:6]}"))
+        return store.write(lambda uow: create_key(uow.conn, Role.ADMIN, f"stress-{uuid.uuid4().hex[:6]}"))
     finally:
         store.engine.dispose()
 
@@ -702,6 +702,16 @@ def outbox_problems(conn: Connection, hook: Hook | None, mail_dir: Path | None) 
     """Every outbox message delivered; the receiver got each webhook id, duplicates only byte-identical."""
     rows = _rows(conn, "SELECT id, kind, status, leased_until FROM outbox")
     bad = [f"outbox {r.id} ({r.kind}) is {r.status}" for r in rows if r.status != "delivered"][:20]
+    pending = conn.execute(text("SELECT COUNT(*) FROM event_batches")).scalar_one()
+    if pending:
+        bad.append(f"{pending} committed transactions' events never turned into notifications")
+    # Every order placed got exactly one confirmation: the worker skipped no event and built none twice.
+    placed = conn.execute(text("SELECT COUNT(*) FROM events WHERE type = 'order_placed'")).scalar_one()
+    confirmed = conn.execute(
+        text("SELECT COUNT(*), COUNT(DISTINCT order_number) FROM outbox WHERE event_type = 'order_confirmation'")
+    ).one()
+    if tuple(confirmed) != (placed, placed):
+        bad.append(f"{placed} orders placed, {confirmed[0]} confirmations for {confirmed[1]} orders")
     if hook is not None:
         webhook_ids = {r.id for r in rows if r.kind == "webhook"}
         with hook.lock:
@@ -725,7 +735,9 @@ def outbox_problems(conn: Connection, hook: Hook | None, mail_dir: Path | None) 
 
 
 def outbox_settled(conn: Connection) -> bool:
-    return int(conn.execute(text("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")).scalar_one()) == 0
+    """Every committed event built into messages, and every message delivered (or dead)."""
+    waiting = "SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending') + (SELECT COUNT(*) FROM event_batches)"
+    return int(conn.execute(text(waiting)).scalar_one()) == 0
 
 
 def read(url: str, fn: Any) -> Any:

@@ -36,7 +36,9 @@ def test_an_honest_history_passes_every_check(api: Any) -> None:
 
 def test_a_receipt_that_skipped_the_head_of_the_queue_is_a_fifo_violation(api: Any) -> None:
     history(api)
-    api.store.write(lambda c: c.execute(text("UPDATE events SET order_number = 'SO-2' WHERE type = 'allocated'")))
+    api.store.write(
+        lambda uow: uow.conn.execute(text("UPDATE events SET order_number = 'SO-2' WHERE type = 'allocated'"))
+    )
     _, fifo, gaps = checks(api)
     assert fifo == ["A: ('SO-2', 1) got units at " + fifo[0].split(" got units at ")[1]]
     assert "ahead still wait" in fifo[0] and "('SO-1', 1)" in fifo[0]
@@ -46,7 +48,8 @@ def test_a_receipt_that_skipped_the_head_of_the_queue_is_a_fifo_violation(api: A
 def test_a_doubled_allocation_and_a_ledger_gap_are_invariant_violations(api: Any) -> None:
     history(api)
 
-    def tamper(c: Any) -> None:
+    def tamper(uow: Any) -> None:
+        c = uow.conn
         c.execute(
             text(
                 "INSERT INTO allocations (line_id, sku, qty, source, at) "

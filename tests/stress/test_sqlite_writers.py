@@ -46,7 +46,7 @@ TIME_LIMIT_S = 600.0
 def set_up(url: str) -> str:
     upgrade(url)
     store = Store(make_engine(url))
-    token = store.write(lambda c: create_key(c, Role.ADMIN, "writers"))
+    token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "writers"))
     from fastapi.testclient import TestClient
 
     from oms.api.app import create_app

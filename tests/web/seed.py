@@ -18,8 +18,8 @@ from oms.domain.access import Role
 from oms.domain.allocation import Tier
 from oms.domain.policy import BackorderMode, BackorderPolicy
 from oms.services import catalog, orders, replenishment
-from oms.services.common import Ctx
 from oms.store.db import Store
+from oms.store.uow import UnitOfWork as Ctx
 from oms.web.users import create_user
 
 PASSWORD = "correct-horse-1"
@@ -50,7 +50,7 @@ def _order(ctx: Ctx, number: str, customer: str, sku: str, qty: int, days_ago: i
 def seed(store: Store) -> None:
     """Users, catalogue, waiting orders, a purchase order and a shipment in pick."""
     for name, role in USERS.items():
-        store.write(lambda c, name=name, role=role: create_user(c, name, role, PASSWORD))
+        store.write(lambda uow, name=name, role=role: create_user(uow.conn, name, role, PASSWORD))
 
     def catalogue(ctx: Ctx) -> None:
         for sku, price in [
@@ -67,7 +67,7 @@ def seed(store: Store) -> None:
                 ctx, catalog.CustomerSpec(customer, customer.title(), f"{customer.lower()}@example.com", tier)
             )
 
-    store.write(lambda c: catalogue(Ctx(c, actor="seed")))
+    store.write(catalogue, actor="seed")
 
     def trading(ctx: Ctx) -> None:
         _order(ctx, "SO-T1", "ALICE", "TENT-2P", 2, 9)
@@ -84,4 +84,4 @@ def seed(store: Store) -> None:
         catalog.adjust_stock(ctx, "MUG-1", 5, "stock count")
         _order(ctx, "SO-M1", "ALICE", "MUG-1", 1, 0)
 
-    store.write(lambda c: trading(Ctx(c, actor="seed")))
+    store.write(trading, actor="seed")

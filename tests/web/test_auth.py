@@ -64,7 +64,7 @@ def test_passwords_are_stored_as_argon2_hashes(seeded: Store) -> None:
 
 def test_channel_roles_and_short_passwords_are_refused_as_dashboard_users(seeded: Store) -> None:
     try:
-        seeded.write(lambda c: create_user(c, "shop", Role.CHANNEL, "x"))
+        seeded.write(lambda uow: create_user(uow.conn, "shop", Role.CHANNEL, "x"))
     except Invalid as exc:
         assert {e["field"] for e in exc.errors} == {"role", "password"}
     else:
@@ -112,7 +112,7 @@ def test_signing_out_and_disabling_end_the_session(web: Browser, seeded: Store) 
     assert web.client.get("/", follow_redirects=False).status_code == 303
     web.sign_in("otto")
     assert web.client.get("/", follow_redirects=False).status_code == 200
-    seeded.write(lambda c: disable_user(c, "otto"))
+    seeded.write(lambda uow: disable_user(uow.conn, "otto"))
     assert web.client.get("/", follow_redirects=False).status_code == 303
     assert web.sign_in("otto").status_code == 401
 

@@ -11,8 +11,8 @@ import pytest
 
 from oms import views
 from oms.services import orders
-from oms.services.common import Ctx
 from oms.store.db import Store
+from oms.store.uow import UnitOfWork as Ctx
 from oms.web import backorders
 
 from .conftest import Browser
@@ -88,7 +88,7 @@ def test_the_queue_pages_by_cursor_without_losing_or_repeating_lines(admin: Brow
             cmd = orders.PlaceOrder(f"SO-P{i:02d}", "web", "BOB", [orders.NewLine("LAMP-1", 1)])
             orders.place_order(ctx, cmd)
 
-    seeded.write(lambda c: more(Ctx(c, actor="test")))
+    seeded.write(more, actor="test")
     first = admin.get("/backorders?sku=LAMP-1&limit=25").text
     rows = queue(first)
     assert len(rows) == 25

@@ -60,8 +60,8 @@ def current_principal(request: Request) -> Principal:
     if getattr(request.state, "auth_checked", False):  # the Guard looked the key up already
         found = request.state.principal
     else:
-        store: Store = request.app.state.store
-        found = store.read(lambda conn: keys.authenticate(conn, token))
+        cache: keys.KeyCache = request.app.state.keys
+        found = cache.authenticate(token)
     if found is None:
         raise AuthError(401, "The API key is unknown or revoked.")
     request.state.principal = found
@@ -107,7 +107,8 @@ def create_app(
         )
 
     per_minute = limit_from_env() if rate_limit_per_minute is None else rate_limit_per_minute
-    guard = GuardSettings(max_body_bytes=max_body_bytes, limiter=RateLimiter(per_minute))
+    app.state.keys = keys.KeyCache(app.state.store)
+    guard = GuardSettings(key_cache=app.state.keys, max_body_bytes=max_body_bytes, limiter=RateLimiter(per_minute))
     app.add_middleware(Guard, store=app.state.store, settings=guard)
 
     @app.exception_handler(DomainError)

@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms.domain.access import Principal
 from oms.services import keys
-from oms.services.common import utcnow
 from oms.store.db import Store
+from oms.store.uow import utcnow
 
 from . import idempotency as idem
 from .logs import ACCESS
@@ -97,6 +97,7 @@ def _reject_constant(name: str) -> Any:
 
 @dataclass
 class GuardSettings:
+    key_cache: keys.KeyCache
     max_body_bytes: int = MAX_BODY_BYTES
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(6000))
     usage: keys.UsageClock = field(default_factory=keys.UsageClock)
@@ -236,13 +237,16 @@ class Guard:
         token = bearer_token(headers.get("authorization"))
         if token is None:
             return None
-        principal = await run_in_threadpool(self.store.read, lambda conn: keys.authenticate(conn, token))
+        keys_cache = self.settings.key_cache
+        principal = keys_cache.fresh(token)  # most requests: from memory, no transaction
+        if principal is None:
+            principal = await run_in_threadpool(keys_cache.authenticate, token)
         scope["state"]["principal"] = principal
         scope["state"]["auth_checked"] = True
         if principal is not None and principal.key_id is not None and self.settings.usage.due(principal.key_id):
             key_id = principal.key_id
             try:
-                await run_in_threadpool(self.store.write, lambda conn: keys.record_use(conn, key_id))
+                await run_in_threadpool(self.store.write, lambda uow: keys.record_use(uow.conn, key_id))
             except SQLAlchemyError:
                 log.warning("could not record a key's last use", exc_info=True, extra={"key": principal.name})
         return principal
@@ -256,7 +260,7 @@ class Guard:
         now = utcnow()
         await self._sweep_now_and_then(now)
         claim = await run_in_threadpool(
-            self.store.write, lambda conn: idem.claim(conn, who, key, method, path, digest, now)
+            self.store.write, lambda uow: idem.claim(uow.conn, who, key, method, path, digest, now)
         )
         request_id = scope["state"]["request_id"]
         if claim.outcome == "mismatch":
@@ -303,15 +307,15 @@ class Guard:
         try:
             await self.app(scope, receive, capture)
         except BaseException:
-            await run_in_threadpool(self.store.write, lambda conn: idem.release(conn, who, key))
+            await run_in_threadpool(self.store.write, lambda uow: idem.release(uow.conn, who, key))
             raise
         status = int(captured["status"])
         if status >= 500:
             # Our failure rolled the use case back: a retry with the same key should run it again.
-            await run_in_threadpool(self.store.write, lambda conn: idem.release(conn, who, key))
+            await run_in_threadpool(self.store.write, lambda uow: idem.release(uow.conn, who, key))
             return
         text = b"".join(captured["chunks"]).decode("utf-8", "replace")
-        await run_in_threadpool(self.store.write, lambda conn: idem.finish(conn, who, key, status, text))
+        await run_in_threadpool(self.store.write, lambda uow: idem.finish(uow.conn, who, key, status, text))
 
     async def _sweep_now_and_then(self, now: Any) -> None:
         tick = time.monotonic()
@@ -319,7 +323,7 @@ class Guard:
             return
         self._last_sweep = tick
         try:
-            await run_in_threadpool(self.store.write, lambda conn: idem.sweep(conn, now))
+            await run_in_threadpool(self.store.write, lambda uow: idem.sweep(uow.conn, now))
         except SQLAlchemyError:
             log.warning("could not sweep expired idempotency keys", exc_info=True)
 

@@ -14,7 +14,6 @@ from oms.domain.errors import DomainError
 from oms.notify import links, webhooks
 from oms.notify.email import env
 from oms.services import customer_link, outbox
-from oms.services.common import Ctx
 from oms.services.explain import explain
 
 from .app import require, store_of
@@ -80,7 +79,7 @@ def retry_notification(
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
     """Send a dead notification again (same id, attempts start over)."""
-    return store_of(request).write(lambda c: outbox.retry_notification(Ctx(c, actor=who.name), message_id))
+    return store_of(request).write(lambda uow: outbox.retry_notification(uow, message_id), actor=who.name)
 
 
 # ---- webhooks -----------------------------------------------------------------------------------
@@ -98,9 +97,8 @@ def create_webhook(
     """
     secret = webhooks.new_secret()
     return store_of(request).write(
-        lambda c: outbox.create_subscription(
-            Ctx(c, actor=who.name), body.url, body.event_types, secret, body.description
-        )
+        lambda uow: outbox.create_subscription(uow, body.url, body.event_types, secret, body.description),
+        actor=who.name,
     )
 
 
@@ -119,7 +117,7 @@ def delete_webhook(
     sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
     """Deactivate a subscription; its undelivered messages become dead."""
-    return store_of(request).write(lambda c: outbox.deactivate_subscription(Ctx(c, actor=who.name), sub_id))
+    return store_of(request).write(lambda uow: outbox.deactivate_subscription(uow, sub_id), actor=who.name)
 
 
 @api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"])
@@ -188,10 +186,10 @@ def customer_choice(
         return NOT_FOUND
     store = store_of(request)
     if action == "wait":
-        store.write(lambda c: customer_link.keep_waiting(Ctx(c, actor="customer"), order_number))
+        store.write(lambda uow: customer_link.keep_waiting(uow, order_number), actor="customer")
         return _page(request, order_number, "Thank you: your order keeps its place in the queue.")
     try:
-        store.write(lambda c: customer_link.cancel_waiting(Ctx(c, actor="customer"), order_number, line_no))
+        store.write(lambda uow: customer_link.cancel_waiting(uow, order_number, line_no), actor="customer")
     except DomainError as exc:
         return _page(request, order_number, exc.detail, status=409)
     return _page(request, order_number, "Done: the waiting items are cancelled. You will get a confirmation email.")

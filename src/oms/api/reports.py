@@ -21,10 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms import reports
 from oms.domain.access import Action, Principal
+from oms.store.db import RETRIES
 
 from .app import AuthError, require, store_of
 from .schemas import CODE_PATTERN
 
+RETRY_CAUSES = ("40001", "40P01", "23505", "lost", "locked")  # always shown, at 0 until one happens
 router = APIRouter(prefix="/reports", tags=["reports"])
 metrics_router = APIRouter(tags=["health"])
 
@@ -268,6 +270,25 @@ def exposition(figures: dict[str, Any], latency: LatencyHistogram) -> str:
         "gauge",
         "Age of the oldest notification still waiting to be delivered (0 when none waits).",
         [("", f"{figures['outbox_oldest_pending_seconds']:.3f}")],
+    )
+    family(
+        "oms_event_batches_pending",
+        "gauge",
+        "Committed transactions whose events the worker has not yet turned into notifications.",
+        [("", figures["event_batches"])],
+    )
+    family(
+        "oms_event_batches_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest transaction whose notifications are not yet built (0 when none waits).",
+        [("", f"{figures['event_batches_oldest_seconds']:.3f}")],
+    )
+    family(
+        "oms_transaction_retries_total",
+        "counter",
+        "Write transactions this process ran again after a deadlock, serialization failure, unique-key race, "
+        "lost connection or SQLite lock (cause: SQLSTATE, lost or locked).",
+        [(f'{{cause="{_esc(c)}"}}', RETRIES.get(c, 0)) for c in sorted(set(RETRY_CAUSES) | set(RETRIES))],
     )
     out.extend(latency.exposition())
     return "\n".join(out) + "\n"

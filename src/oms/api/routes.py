@@ -16,7 +16,7 @@ from oms.domain.access import Action, Principal
 from oms.domain.errors import NotFound
 from oms.domain.policy import BackorderPolicy
 from oms.services import catalog, common, fulfillment, orders, preview, replenishment
-from oms.services.common import Ctx
+from oms.store.uow import UnitOfWork
 
 from . import idempotency as idem
 from . import preconditions as pre
@@ -34,7 +34,7 @@ Filter = Annotated[str | None, Query(max_length=64, pattern=s.CODE_PATTERN)]
 def write(
     request: Request,
     who: Principal,
-    use_case: Callable[[Ctx], T],
+    use_case: Callable[[UnitOfWork], T],
     answer: Callable[[T], tuple[int, Any]] | None = None,
 ) -> T:
     """Run a use case in one transaction. Under an Idempotency-Key the response — the result itself,
@@ -42,23 +42,28 @@ def write(
     transaction, so a process dying after the commit can never leave the key to run a second time."""
     claim = getattr(request.state, "idempotency", None)
 
-    def transaction(conn: Connection) -> T:
-        result = use_case(Ctx(conn, actor=who.name))
+    def transaction(uow: UnitOfWork) -> T:
+        result = use_case(uow)
         if claim is not None and (answer is not None or isinstance(result, dict)):
             status = getattr(request.scope.get("route"), "status_code", None) or 200
             status, shown = answer(result) if answer is not None else (status, result)
             body = json.dumps(jsonable_encoder(shown), ensure_ascii=False, separators=(",", ":"))
             principal, key = claim
-            idem.applied(conn, principal, key, status, body)
+            idem.applied(uow.conn, principal, key, status, body)
         return result
 
-    return store_of(request).write(transaction)
+    return store_of(request).write(transaction, actor=who.name)
 
 
 def created_or_found(result: tuple[dict[str, Any], bool]) -> tuple[int, dict[str, Any]]:
     """201 for a new order or receipt, 200 when its number was already stored."""
     out, created = result
     return (201 if created else 200), out
+
+
+def _shaped(use_case: Callable[[UnitOfWork], Any], shape: Callable[[Any], Any]) -> Callable[[UnitOfWork], Any]:
+    """A use case whose result the API shapes (inside the transaction, so an idempotent answer is the shaped one)."""
+    return lambda uow: shape(use_case(uow))
 
 
 def read(request: Request, query: Callable[[Connection], T]) -> T:
@@ -97,9 +102,11 @@ def put_product(
 ) -> dict[str, Any]:
     spec = catalog.ProductSpec(sku, body.name, body.unit_price, body.lead_time_days, policy(body.backorder_policy))
 
-    def use_case(ctx: Ctx) -> tuple[bool, dict[str, Any]]:
-        pre.check(if_match, pre.product_version(ctx.conn, sku), f"Product {sku}")
-        return catalog.put_product(ctx, spec), views.product_view(ctx.conn, sku)
+    def use_case(uow: UnitOfWork) -> tuple[bool, dict[str, Any]]:
+        pre.check(if_match, pre.product_version(uow.conn, sku), f"Product {sku}")
+        saved = catalog.put_product(uow, spec)
+        p = saved.product
+        return saved.created, views.product_json(p, p.stored_policy, p.policy, saved.incoming)
 
     created, out = write(request, who, use_case)
     response.status_code = 201 if created else 200
@@ -133,8 +140,9 @@ def put_customer(
 ) -> dict[str, Any]:
     spec = catalog.CustomerSpec(customer_id, body.name, body.email, body.tier)
 
-    def use_case(ctx: Ctx) -> tuple[bool, dict[str, Any]]:
-        return catalog.put_customer(ctx, spec), views.customer_view(ctx.conn, customer_id)
+    def use_case(uow: UnitOfWork) -> tuple[bool, dict[str, Any]]:
+        created = catalog.put_customer(uow, spec)
+        return created, {"customer_id": spec.customer_id, "name": spec.name, "email": spec.email, "tier": spec.tier}
 
     created, out = write(request, who, use_case)
     response.status_code = 201 if created else 200
@@ -175,9 +183,9 @@ def put_default_policy(
     assert p is not None
     key = common.DEFAULT_POLICY_KEY
 
-    def use_case(ctx: Ctx) -> tuple[dict[str, Any], int]:
-        pre.check(if_match, pre.setting_version(ctx.conn, key, lock=True), "The default back-order policy")
-        return catalog.set_default_policy(ctx, p), pre.setting_version(ctx.conn, key)
+    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(uow.conn, key, lock=True), "The default back-order policy")
+        return catalog.set_default_policy(uow, p)
 
     out, version = write(request, who, use_case)
     response.headers["ETag"] = pre.etag(version)
@@ -206,9 +214,9 @@ def put_rule(
 ) -> dict[str, Any]:
     keys = [k.value for k in body.keys]
 
-    def use_case(ctx: Ctx) -> tuple[dict[str, Any], int]:
-        pre.check(if_match, pre.setting_version(ctx.conn, common.RULE_KEY, lock=True), "The allocation rule")
-        return catalog.set_allocation_rule(ctx, keys), pre.setting_version(ctx.conn, common.RULE_KEY)
+    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(uow.conn, common.RULE_KEY, lock=True), "The allocation rule")
+        return catalog.set_allocation_rule(uow, keys)
 
     out, version = write(request, who, use_case)
     response.headers["ETag"] = pre.etag(version)
@@ -224,14 +232,14 @@ def preview_rule(
 ) -> dict[str, Any]:
     """Queue positions before and after a proposed rule, for the lines that would move; nothing is committed."""
     keys = [k.value for k in body.keys]
-    return store_of(request).dry_run(lambda conn: preview.preview_rule(Ctx(conn, actor=who.name), keys, sku))
+    return store_of(request).dry_run(lambda uow: preview.preview_rule(uow, keys, sku), actor=who.name)
 
 
 @router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
 def adjust(
     body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
 ) -> dict[str, Any]:
-    return write(request, who, lambda ctx: catalog.adjust_stock(ctx, body.sku, body.qty_delta, body.reason))
+    return write(request, who, lambda uow: catalog.adjust_stock(uow, body.sku, body.qty_delta, body.reason))
 
 
 # ---- orders -------------------------------------------------------------------------------------
@@ -253,10 +261,15 @@ def place_order(
         priority=body.priority,
         body=body.model_dump(mode="json", exclude_unset=True),
     )
-    out, created = write(request, who, lambda ctx: orders.place_order(ctx, cmd), created_or_found)
+    out: dict[str, Any]
+    out, created = write(request, who, _shaped(lambda uow: orders.place_order(uow, cmd), _placed), created_or_found)
     if not created:
         response.status_code = 200
     return out
+
+
+def _placed(p: orders.PlacedOrder) -> tuple[dict[str, Any], bool]:
+    return views.order_json(p.order), p.created
 
 
 @router.get("/orders", tags=["orders"])
@@ -293,7 +306,11 @@ def cancel_order(
 ) -> dict[str, Any]:
     lines = [(line.line_no, line.qty) for line in body.lines] if body.lines is not None else None
     return write(
-        request, who, lambda ctx: orders.cancel_order(ctx, order_number, body.reason, lines, who.channel_scope)
+        request,
+        who,
+        _shaped(
+            lambda uow: orders.cancel_order(uow, order_number, body.reason, lines, who.channel_scope), views.order_json
+        ),
     )
 
 
@@ -303,7 +320,9 @@ def set_priority(
 ) -> dict[str, Any]:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not change priorities.")
-    return write(request, who, lambda ctx: orders.set_priority(ctx, order_number, body.priority))
+    return write(
+        request, who, _shaped(lambda uow: orders.set_priority(uow, order_number, body.priority), views.order_json)
+    )
 
 
 @router.get("/orders/{order_number}/events", tags=["orders"])
@@ -358,7 +377,15 @@ def create_po(
     body: s.PurchaseOrderIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     lines = [replenishment.PoLine(line.sku, line.qty, line.expected_date) for line in body.lines]
-    return write(request, who, lambda ctx: replenishment.create_po(ctx, body.po_number, body.supplier, lines))
+    return write(
+        request,
+        who,
+        _shaped(lambda uow: replenishment.create_po(uow, body.po_number, body.supplier, lines), _po_json),
+    )
+
+
+def _po_json(po: replenishment.PurchaseOrder) -> dict[str, Any]:
+    return views.po_json(po, po.lines, now().date())
 
 
 @router.get("/purchase-orders", tags=["replenishment"])
@@ -401,11 +428,11 @@ def patch_po(
 ) -> dict[str, Any]:
     changes = [replenishment.PoLineChange(line.sku, line.expected_date, line.qty) for line in body.lines]
 
-    def use_case(ctx: Ctx) -> dict[str, Any]:
-        current = pre.po_version(ctx.conn, po_number)
+    def use_case(uow: UnitOfWork) -> dict[str, Any]:
+        current = pre.po_version(uow.conn, po_number)
         if current is not None:  # an unknown PO stays a 404
             pre.check(if_match, current, f"Purchase order {po_number}")
-        return replenishment.patch_po(ctx, po_number, changes)
+        return _po_json(replenishment.patch_po(uow, po_number, changes))
 
     out = write(request, who, use_case)
     if "version" in out:
@@ -417,7 +444,7 @@ def patch_po(
 def cancel_po(
     po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
-    return write(request, who, lambda ctx: replenishment.cancel_po(ctx, po_number))
+    return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
 @router.post("/receipts", status_code=201, tags=["replenishment"])
@@ -428,16 +455,20 @@ def receive(
     out, created = write(
         request,
         who,
-        lambda ctx: replenishment.receive_goods(
-            ctx,
-            body.grn_number,
-            lines,
-            body.po_number,
-            body.received_at,
-            body.model_dump(mode="json", exclude_unset=True),
+        _shaped(
+            lambda uow: replenishment.receive_goods(
+                uow,
+                body.grn_number,
+                lines,
+                body.po_number,
+                body.received_at,
+                body.model_dump(mode="json", exclude_unset=True),
+            ),
+            lambda r: (r.result, r.created),
         ),
         created_or_found,
     )
+    out = dict(out)
     if not created:
         response.status_code = 200
     return out
@@ -450,13 +481,10 @@ def preview_receipt(
     """What this receipt would allocate and whose ETA would move; nothing is committed."""
     lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
     return store_of(request).dry_run(
-        lambda conn: preview.preview_receipt(
-            Ctx(conn, actor=who.name),
-            body.grn_number,
-            lines,
-            body.po_number,
-            body.model_dump(mode="json", exclude_unset=True),
-        )
+        lambda uow: preview.preview_receipt(
+            uow, body.grn_number, lines, body.po_number, body.model_dump(mode="json", exclude_unset=True)
+        ),
+        actor=who.name,
     )
 
 
@@ -465,9 +493,12 @@ def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(requir
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key asks for channel '{who.channel_scope}' only.")
     lines = [replenishment.PromiseLine(line.sku, line.qty) for line in body.lines]
+    store = store_of(request)
     return read(
         request,
-        lambda c: replenishment.promise(Ctx(c, actor=who.name), body.channel, lines, body.customer_id, body.priority),
+        lambda c: replenishment.promise(
+            c, store.config.current(c), now(), body.channel, lines, body.customer_id, body.priority
+        ),
     )
 
 
@@ -518,7 +549,10 @@ def advance_shipment(
     return write(
         request,
         who,
-        lambda ctx: fulfillment.advance_shipment(ctx, _id(shipment_id), body.carrier, body.tracking_number),
+        _shaped(
+            lambda uow: fulfillment.advance_shipment(uow, _id(shipment_id), body.carrier, body.tracking_number),
+            lambda sh: views.shipment_json(sh, sh.lines),
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import Invalid
 
@@ -100,11 +100,21 @@ def _field_key(f: SortField, value: Any) -> tuple[Any, ...]:
     return (value,)
 
 
-def queue_sort_key(rule: Sequence[RuleKey]) -> Callable[[QueueLine], tuple[Any, ...]]:
-    """A Python sort key equal to the store's ORDER BY for this rule."""
+class Waiting(Protocol):
+    """A waiting line as the walk sees it (QueueLine, or a use case's own copy of a line)."""
+
+    @property
+    def backordered_qty(self) -> int: ...
+
+
+W = TypeVar("W", bound=Waiting)
+
+
+def queue_sort_key(rule: Sequence[RuleKey]) -> Callable[[Any], tuple[Any, ...]]:
+    """A Python sort key equal to the store's ORDER BY for this rule (on any object with the sort fields)."""
     fields = sort_fields(rule)
 
-    def key(line: QueueLine) -> tuple[Any, ...]:
+    def key(line: Any) -> tuple[Any, ...]:
         out: tuple[Any, ...] = ()
         for f in fields:
             out += _field_key(f, getattr(line, f.attr))
@@ -118,18 +128,18 @@ def order_queue(rule: Sequence[RuleKey], lines: Iterable[QueueLine]) -> list[Que
 
 
 @dataclass(frozen=True)
-class Allocation:
-    line: QueueLine
+class Allocation(Generic[W]):
+    line: W
     qty: int
 
 
-def plan_allocation(available: int, queue: Iterable[QueueLine]) -> list[Allocation]:
+def plan_allocation(available: int, queue: Iterable[W]) -> list[Allocation[W]]:
     """Give `available` units to the queue, already in rule order, until they run out.
 
     The head of the queue is served first and a line may be filled in part; nothing is skipped,
     so no later line gets units while an earlier one still waits.
     """
-    plan: list[Allocation] = []
+    plan: list[Allocation[W]] = []
     left = available
     for line in queue:
         if left <= 0:

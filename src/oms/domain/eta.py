@@ -55,3 +55,18 @@ def walk_etas(demands: Sequence[int], supplies: Sequence[Supply], today: date, l
 def quote_eta(units_ahead: int, qty: int, supplies: Sequence[Supply], today: date, lead_time_days: int | None) -> Eta:
     """The ETA a new line of `qty` back-ordered units would get behind `units_ahead` queued units."""
     return walk_etas([units_ahead, qty], supplies, today, lead_time_days)[1]
+
+
+def late_supply_date(expected: date, today: date, grace_days: int) -> date:
+    """The date a late PO line's open units are now counted on.
+
+    A PO whose expected date has passed is given `grace_days` more at a time: expected + k x grace,
+    the first such date after today. So its ETAs move later once per grace period (one notice per
+    period, not one a day), never into the past; with no grace the date is today.
+    """
+    if expected >= today:
+        return expected
+    if grace_days <= 0:
+        return today
+    periods = (today - expected).days // grace_days + 1
+    return expected + timedelta(days=periods * grace_days)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 from .errors import InsufficientStock, Refusal
 
@@ -39,6 +40,38 @@ class BackorderPolicy:
 
 
 DEFAULT_POLICY = BackorderPolicy()
+
+
+def policy_from_json(data: Mapping[str, Any] | None) -> BackorderPolicy | None:
+    """A policy as stored (JSON), or None when none is set."""
+    if data is None:
+        return None
+    ends = data.get("preorder_ends_at")
+    release = data.get("release_date")
+    return BackorderPolicy(
+        mode=BackorderMode(data.get("mode", "always")),
+        max_backorder_qty=data.get("max_backorder_qty"),
+        max_qty_per_line=data.get("max_qty_per_line"),
+        channels=tuple(data.get("channels") or ()),
+        preorder_ends_at=datetime.fromisoformat(ends) if ends else None,
+        release_date=date.fromisoformat(release) if release else None,
+        auto_cancel_after_days=data.get("auto_cancel_after_days"),
+    )
+
+
+def policy_to_json(p: BackorderPolicy) -> dict[str, Any]:
+    """A policy as stored and shown: JSON values, times in RFC 3339 UTC."""
+    return {
+        "mode": p.mode.value,
+        "max_backorder_qty": p.max_backorder_qty,
+        "max_qty_per_line": p.max_qty_per_line,
+        "channels": list(p.channels),
+        "preorder_ends_at": p.preorder_ends_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if p.preorder_ends_at
+        else None,
+        "release_date": p.release_date.isoformat() if p.release_date else None,
+        "auto_cancel_after_days": p.auto_cancel_after_days,
+    }
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from sqlalchemy import Connection, select
 from oms.domain.allocation import sort_fields
 from oms.domain.errors import Conflict
 from oms.store.tables import order_lines, orders
+from oms.store.uow import UnitOfWork
 from oms.views import order_view, queue_positions
 
-from .common import Ctx, allocation_rule
+from .common import allocation_rule
 from .orders import cancel_order
 
 CUSTOMER_REASON = "customer request via link"
@@ -40,20 +41,19 @@ def customer_view(conn: Connection, order_number: str) -> dict[str, Any]:
     return order
 
 
-def cancel_waiting(ctx: Ctx, order_number: str, line_no: int | None = None) -> dict[str, Any]:
+def cancel_waiting(uow: UnitOfWork, order_number: str, line_no: int | None = None) -> None:
     """Cancel the back-ordered units (of one line, or all); allocated units are left alone."""
     q = select(order_lines.c.line_no, order_lines.c.backordered_qty).where(
         order_lines.c.order_id == _order_id(order_number), order_lines.c.backordered_qty > 0
     )
     if line_no is not None:
         q = q.where(order_lines.c.line_no == line_no)
-    lines = [(r.line_no, r.backordered_qty) for r in ctx.conn.execute(q)]
+    lines = [(r.line_no, r.backordered_qty) for r in uow.conn.execute(q)]
     if not lines:
         raise Conflict("Nothing of this order is waiting any more.", [{"field": "lines", "reason": "nothing waiting"}])
-    return cancel_order(ctx, order_number, CUSTOMER_REASON, lines)
+    cancel_order(uow, order_number, CUSTOMER_REASON, lines)
 
 
-def keep_waiting(ctx: Ctx, order_number: str) -> None:
+def keep_waiting(uow: UnitOfWork, order_number: str) -> None:
     """Record that the customer chose to keep waiting (the queue itself does not change)."""
-    ctx.event("customer_kept_waiting", {}, order_number=order_number)
-    ctx.flush_events()
+    uow.event("customer_kept_waiting", {}, order_number=order_number)

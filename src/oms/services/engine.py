@@ -1,25 +1,36 @@
-"""The steps every stock-changing use case ends with: allocate, release, settle statuses, re-date.
+"""The working set of a stock-changing use case: read once under its locks, decided in memory, written once.
 
-Each works on a set of SKUs or orders with a few set-based statements; none loops queries per line.
-Callers hold the SKUs' row locks (common.lock_products) before calling any of them.
+A use case locks the SKUs it touches (sorted), reads what the rules need in a few set-based
+statements, lets the domain decide (placement, the queue walk, release, status, ETAs) on the
+in-memory copies below, and `flush` writes each changed row's final state in one statement per
+table. Nothing is read back after it is written: answers are built from the working set.
+
+Lock order, the same in every use case so that none waits on another in a cycle:
+products (by SKU) -> customers -> purchase orders -> orders (by id). Shipments change only under
+their order's lock, and order lines only under their SKU's lock (and their order's, where the
+order's other lines matter). On SQLite the transaction holds the database's write lock from its
+BEGIN IMMEDIATE, so the row locks below are PostgreSQL's only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, timedelta
-from typing import Any, cast
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import JSON, Integer, String, bindparam, column, func, insert, select, text, true, update
-from sqlalchemy import cast as cast_
+from sqlalchemy import BigInteger, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from oms.domain.allocation import Allocation, QueueLine, RuleKey, SortField, plan_allocation, sort_fields
-from oms.domain.eta import Supply, walk_etas
+from oms.domain.allocation import Allocation, RuleKey, plan_allocation, queue_sort_key, sort_fields
+from oms.domain.errors import Invalid
+from oms.domain.eta import Supply, late_supply_date, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
-from oms.store.db import insert_rows, update_rows
+from oms.domain.policy import BackorderPolicy, policy_from_json
+from oms.store.bulk import chunks, insert_rows, recordset, update_rows
 from oms.store.queue import order_by
 from oms.store.tables import (
     allocations,
@@ -28,365 +39,322 @@ from oms.store.tables import (
     po_lines,
     products,
     purchase_orders,
-    settings,
     shipment_lines,
     shipments,
+    stock_movements,
 )
+from oms.store.uow import UnitOfWork, version_column
 
-from .common import Ctx, policy_from_json
+# ---- the in-memory copies -------------------------------------------------------------------------
 
-QUEUE_COLUMNS = (
+
+@dataclass(eq=False)
+class Product:
+    """A locked product row; its counters change in memory and are written once."""
+
+    sku: str
+    name: str
+    unit_price: Decimal
+    lead_time_days: int | None
+    stored_policy: Any  # the JSON kept on the row; None: the default policy applies
+    policy: BackorderPolicy  # the effective policy
+    on_hand: int
+    allocated: int
+    backordered: int
+    version: int
+    loaded: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.on_hand - self.allocated)
+
+    @property
+    def changed(self) -> bool:
+        return (self.on_hand, self.allocated, self.backordered) != self.loaded
+
+
+LINE_COLUMNS = (
     order_lines.c.id,
     order_lines.c.order_id,
     order_lines.c.order_number,
     order_lines.c.line_no,
     order_lines.c.sku,
-    order_lines.c.backordered_qty,
-    order_lines.c.priority,
-    order_lines.c.tier_rank,
-    order_lines.c.order_value,
-    order_lines.c.placed_at,
-    order_lines.c.promised_date,
-)
-
-
-def queue_line(row: Any) -> QueueLine:
-    return QueueLine(
-        line_id=row.id,
-        order_number=row.order_number,
-        line_no=row.line_no,
-        sku=row.sku,
-        backordered_qty=row.backordered_qty,
-        priority=row.priority,
-        tier_rank=row.tier_rank,
-        order_value=row.order_value,
-        placed_at=row.placed_at,
-        promised_date=row.promised_date,
-    )
-
-
-def allocate_backorders(
-    ctx: Ctx, locked: Mapping[str, Any], source: str, ref: str | None = None
-) -> tuple[list[Allocation], dict[int, int]]:
-    """Give each locked SKU's available units to its queue in rule order (rule 4).
-
-    Each queue is read in index order only as far as the units reach, and the plan is booked: the
-    allocation rows and the products' counters. The lines' own counters are written by
-    `settle_orders`, which the caller hands the plan to, so that each line is updated once with its
-    allocation, its release and its cleared ETA. Returns the plan and each planned line's order id.
-    """
-    units = {
-        sku: row.on_hand - row.allocated
-        for sku, row in locked.items()
-        if row.on_hand - row.allocated > 0 and row.backordered > 0
-    }
-    if not units:
-        return [], {}
-    fields = sort_fields(ctx.rule())
-    plan: list[Allocation] = []
-    order_of: dict[int, int] = {}
-    per_sku: dict[str, int] = {}
-    for sku, rows in _queue_heads(ctx, units, fields):
-        seen: list[Any] = []
-
-        def walk(rows: Iterable[Any] = rows, seen: list[Any] = seen) -> Iterator[QueueLine]:
-            for r in rows:
-                seen.append(r)
-                yield queue_line(r)
-
-        sku_plan = plan_allocation(units[sku], walk())
-        if sku_plan:
-            per_sku[sku] = sum(a.qty for a in sku_plan)
-            plan.extend(sku_plan)
-            order_of.update((r.id, r.order_id) for r in seen[: len(sku_plan)])
-    if not plan:
-        return plan, order_of
-    update_rows(
-        ctx.conn,
-        "products",
-        ("sku", "b_sku"),
-        {"allocated": "allocated + {b_qty}", "backordered": "backordered - {b_qty}"},
-        {"b_sku": "varchar", "b_qty": "integer"},
-        [{"b_sku": sku, "b_qty": n} for sku, n in sorted(per_sku.items())],
-    )
-    insert_rows(
-        ctx.conn,
-        allocations,
-        [
-            {"line_id": a.line.line_id, "sku": a.line.sku, "qty": a.qty, "source": source, "ref": ref, "at": ctx.now}
-            for a in plan
-        ],
-    )
-    by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for a in plan:
-        by_order[a.line.order_number].append({"line_no": a.line.line_no, "sku": a.line.sku, "qty": a.qty})
-    for order_number, lines in by_order.items():
-        ctx.event("allocated", {"source": source, "ref": ref, "lines": lines}, order_number=order_number)
-    return plan, order_of
-
-
-def _queue_heads(
-    ctx: Ctx, units: Mapping[str, int], fields: Sequence[SortField]
-) -> Iterator[tuple[str, Iterable[Any]]]:
-    """Each SKU's queue head in rule order, SKUs sorted: the lines its units reach.
-
-    PostgreSQL: one statement for every SKU (a LATERAL index walk per SKU bounded by its units, and a
-    running sum that keeps only the lines the units reach). SQLite: one indexed read per SKU, run in
-    process and stepped only as far as the walk goes.
-    """
-    skus = sorted(units)
-    if ctx.dialect == "postgresql":
-        wanted = json.dumps([{"sku": s, "units": units[s]} for s in skus])
-        b = (
-            func.json_to_recordset(cast_(bindparam("b_units", wanted), JSON))
-            .table_valued(column("sku", String), column("units", Integer))
-            .render_derived(name="b", with_types=True)
-        )
-        head = (
-            select(*QUEUE_COLUMNS)
-            .where(order_lines.c.sku == b.c.sku, order_lines.c.backordered_qty > 0)
-            .order_by(*order_by(order_lines, fields))
-            .limit(b.c.units)
-            .lateral("q")
-        )
-        ahead = func.sum(head.c.backordered_qty).over(
-            partition_by=head.c.sku, order_by=order_by(cast(Any, head), fields)
-        )
-        walked = (
-            select(head, (ahead - head.c.backordered_qty).label("ahead"), b.c.units)
-            .select_from(b.join(head, true()))
-            .subquery("w")
-        )
-        q = (
-            select(*(walked.c[c.name] for c in QUEUE_COLUMNS))
-            .where(walked.c.ahead < walked.c.units)
-            .order_by(walked.c.sku, *order_by(cast(Any, walked), fields))
-        )
-        grouped: dict[str, list[Any]] = defaultdict(list)
-        for r in ctx.conn.execute(q):
-            grouped[r.sku].append(r)
-        for sku in skus:
-            yield sku, grouped.get(sku, [])
-        return
-    one = (
-        select(*QUEUE_COLUMNS)
-        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
-        .order_by(*order_by(order_lines, fields))
-        .limit(bindparam("b_limit"))
-    )
-    for sku in skus:
-        yield sku, ctx.conn.execute(one, {"b_sku": sku, "b_limit": units[sku]})
-
-
-def held_skus(ctx: Ctx, skus: Iterable[str]) -> frozenset[str]:
-    """SKUs whose policy's release date has not come yet: nothing of them goes to picking."""
-    wanted = sorted(set(skus))
-    if not wanted:
-        return frozenset()
-    known: dict[str, Any] = ctx._memo.get("policies", {})  # the SKUs this use case locked
-    pairs = [(sku, known[sku]) for sku in wanted if sku in known]
-    for part in chunks([sku for sku in wanted if sku not in known]):
-        pairs += ctx.conn.execute(select(products.c.sku, products.c.backorder_policy).where(products.c.sku.in_(part)))
-    held = set()
-    for sku, pol in pairs:
-        policy = policy_from_json(pol) if pol is not None else ctx.fallback_policy()
-        if policy is not None and policy.holds_release(ctx.today):
-            held.add(sku)
-    return frozenset(held)
-
-
-# Longest list bound into one IN (...): SQLite allows 32,766 parameters per statement.
-IN_CHUNK = 5000
-
-
-def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-SETTLE_LINE_COLUMNS = (
-    order_lines.c.id,
-    order_lines.c.order_id,
-    order_lines.c.line_no,
-    order_lines.c.sku,
     order_lines.c.qty,
+    order_lines.c.unit_price,
     order_lines.c.allocated_qty,
     order_lines.c.backordered_qty,
     order_lines.c.shipped_qty,
     order_lines.c.cancelled_qty,
     order_lines.c.released_qty,
+    order_lines.c.eta,
+    order_lines.c.eta_basis,
+    order_lines.c.promised_date,
+    order_lines.c.backordered_at,
+    order_lines.c.dispatched_at,
+    order_lines.c.channel,
+    order_lines.c.customer_id,
+    order_lines.c.placed_at,
+    order_lines.c.priority,
+    order_lines.c.tier_rank,
+    order_lines.c.order_value,
+)
+# What a use case may change on an existing line: written together, absolute values, when any moved.
+MUTABLE = (
+    "allocated_qty",
+    "backordered_qty",
+    "shipped_qty",
+    "cancelled_qty",
+    "released_qty",
+    "eta",
+    "eta_basis",
+    "promised_date",
+    "dispatched_at",
+    "priority",
 )
 
 
-def settle_orders(ctx: Ctx, order_ids: Iterable[int], allocated: Mapping[int, int] | None = None) -> None:
-    """Release what each order may ship (rule 6) and bring its status up to date.
+@dataclass(eq=False)
+class Line:
+    """An order line; its attributes are the queue's sort fields too (domain.allocation.queue_sort_key)."""
 
-    `allocated` (line id -> units) is a plan from `allocate_backorders` not yet written to the
-    lines: it is applied here, in the one UPDATE each line gets with its release and, once the line
-    no longer waits, its cleared ETA. Every planned line's order must be among `order_ids`.
+    id: int | None
+    order_id: int | None
+    order_number: str
+    line_no: int
+    sku: str
+    qty: int
+    unit_price: Decimal
+    allocated_qty: int
+    backordered_qty: int
+    shipped_qty: int
+    cancelled_qty: int
+    released_qty: int
+    eta: date | None
+    eta_basis: str | None
+    promised_date: date | None
+    backordered_at: datetime | None
+    dispatched_at: datetime | None
+    channel: str
+    customer_id: str
+    placed_at: datetime
+    priority: int
+    tier_rank: int
+    order_value: Decimal
+    loaded: tuple[Any, ...] | None = None  # MUTABLE as read; None for a line not yet stored
+
+    @classmethod
+    def from_row(cls, row: Any) -> Line:
+        line = cls(**{c.name: getattr(row, c.name) for c in LINE_COLUMNS})
+        line.loaded = line.state()
+        return line
+
+    def state(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in MUTABLE)
+
+    @property
+    def dirty(self) -> bool:
+        return self.loaded is not None and self.state() != self.loaded
+
+    def qty_view(self) -> LineQty:
+        return LineQty(
+            line_no=self.line_no,
+            sku=self.sku,
+            qty=self.qty,
+            allocated_qty=self.allocated_qty,
+            backordered_qty=self.backordered_qty,
+            shipped_qty=self.shipped_qty,
+            cancelled_qty=self.cancelled_qty,
+            released_qty=self.released_qty,
+        )
+
+
+ORDER_COLUMNS = (
+    orders.c.id,
+    orders.c.order_number,
+    orders.c.channel,
+    orders.c.customer_id,
+    orders.c.ship_policy,
+    orders.c.status,
+    orders.c.priority,
+    orders.c.placed_at,
+    orders.c.order_value,
+)
+
+
+@dataclass(eq=False)
+class Order:
+    id: int | None
+    order_number: str
+    channel: str
+    customer_id: str
+    ship_policy: ShipPolicy
+    status: str
+    priority: int
+    placed_at: datetime
+    order_value: Decimal
+    lines: list[Line] = field(default_factory=list)
+    loaded: tuple[str, int] | None = None  # (status, priority) as read; None for a new order
+
+    @classmethod
+    def from_row(cls, row: Any) -> Order:
+        order = cls(
+            id=row.id,
+            order_number=row.order_number,
+            channel=row.channel,
+            customer_id=row.customer_id,
+            ship_policy=ShipPolicy(row.ship_policy),
+            status=row.status,
+            priority=row.priority,
+            placed_at=row.placed_at,
+            order_value=row.order_value,
+        )
+        order.loaded = (order.status, order.priority)
+        return order
+
+    @property
+    def dirty(self) -> bool:
+        return self.loaded is not None and (self.status, self.priority) != self.loaded
+
+
+@dataclass(eq=False)
+class NewShipment:
+    order: Order
+    units: dict[int, int]  # line number -> units released
+    event_data: dict[str, Any]  # its shipment_created event's data, which gets the id on flush
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class EtaChange:
+    line: Line
+    before: date | None
+
+
+@dataclass
+class WorkingSet:
+    """What one use case has read and changed (see the module docstring)."""
+
+    uow: UnitOfWork
+    products: dict[str, Product] = field(default_factory=dict)
+    lines: dict[int, Line] = field(default_factory=dict)  # stored lines by id: each row is read once
+    orders: dict[int, Order] = field(default_factory=dict)
+    queues: dict[str, list[Line]] = field(default_factory=dict)  # every waiting line of these SKUs, in rule order
+    policies: dict[str, Any] = field(default_factory=dict)  # stored policy JSON of SKUs read but not locked
+    allocations: list[tuple[Line, int, str, str | None]] = field(default_factory=list)
+    shipments: list[NewShipment] = field(default_factory=list)
+    movements: list[dict[str, Any]] = field(default_factory=list)
+    eta_changes: list[EtaChange] = field(default_factory=list)
+
+    @property
+    def conn(self) -> Any:
+        return self.uow.conn
+
+    @property
+    def postgresql(self) -> bool:
+        return self.uow.dialect == "postgresql"
+
+    def line(self, row: Any) -> Line:
+        """The working copy of a stored line: the one already read, else a new one from `row`."""
+        found = self.lines.get(row.id)
+        if found is None:
+            found = self.lines[row.id] = Line.from_row(row)
+        return found
+
+    def policy(self, sku: str) -> BackorderPolicy:
+        if sku in self.products:
+            return self.products[sku].policy
+        return policy_from_json(self.policies.get(sku)) or self.uow.default_policy()
+
+    def move(self, sku: str, qty_delta: int, kind: str, ref: str | None, reason: str | None = None) -> None:
+        self.movements.append(
+            {"sku": sku, "qty_delta": qty_delta, "kind": kind, "ref": ref, "reason": reason, "at": self.uow.now}
+        )
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+
+def _ids_in(col: Any, ids: Sequence[int], postgresql: bool) -> Any:
+    """col IN ids: one array parameter on PostgreSQL, a list on SQLite (callers chunk it)."""
+    if postgresql:
+        return col == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+    return col.in_(list(ids))
+
+
+def lock_products(ws: WorkingSet, skus: Iterable[str]) -> dict[str, Product]:
+    """Lock the SKUs' rows in sorted order and read them, with the settings version, in one statement."""
+    wanted = sorted(set(skus) - set(ws.products))
+    if wanted:
+        q = (
+            select(products, version_column().label("settings_version"))
+            .where(products.c.sku.in_(wanted))
+            .order_by(products.c.sku)
+        )
+        if ws.postgresql:
+            q = q.with_for_update(of=products)
+        rows = ws.conn.execute(q).all()
+        if rows:
+            ws.uow.saw_version(rows[0].settings_version)
+        for r in rows:
+            ws.products[r.sku] = Product(
+                sku=r.sku,
+                name=r.name,
+                unit_price=r.unit_price,
+                lead_time_days=r.lead_time_days,
+                stored_policy=r.backorder_policy,
+                policy=policy_from_json(r.backorder_policy) or ws.uow.default_policy(),
+                on_hand=r.on_hand,
+                allocated=r.allocated,
+                backordered=r.backordered,
+                version=r.version,
+                loaded=(r.on_hand, r.allocated, r.backordered),
+            )
+    return {s: ws.products[s] for s in sorted(set(skus)) if s in ws.products}
+
+
+def require_products(ws: WorkingSet, skus: Sequence[str], field_name: str = "lines") -> dict[str, Product]:
+    """Lock the SKUs, refusing the request with every unknown SKU named."""
+    found = lock_products(ws, skus)
+    unknown = sorted(set(skus) - set(found))
+    if unknown:
+        raise Invalid(
+            f"Unknown SKU(s): {', '.join(unknown)}. Create the product with PUT /products/{{sku}} first.",
+            [{"field": f"{field_name}[].sku", "sku": s, "reason": "unknown sku"} for s in unknown],
+        )
+    return found
+
+
+def read_queues(ws: WorkingSet, skus: Iterable[str]) -> dict[str, list[Line]]:
+    """Every waiting line of these (locked) SKUs in rule order, in one statement."""
+    wanted = sorted(set(skus) - set(ws.queues))
+    if wanted:
+        fields = sort_fields(ws.uow.rule())
+        got: dict[str, list[Line]] = {s: [] for s in wanted}
+        for part in chunks(wanted):
+            q = (
+                select(*LINE_COLUMNS)
+                .where(order_lines.c.sku.in_(list(part)), order_lines.c.backordered_qty > 0)
+                .order_by(order_lines.c.sku, *order_by(order_lines, fields))
+            )
+            for r in ws.conn.execute(q):
+                got[r.sku].append(ws.line(r))
+        for sku, queue in got.items():  # a line changed earlier in this use case may no longer wait
+            ws.queues[sku] = [line for line in queue if line.backordered_qty > 0]
+    return {s: ws.queues[s] for s in sorted(set(skus))}
+
+
+def read_supplies(ws: WorkingSet, skus: Iterable[str], except_po: int | None = None) -> dict[str, list[Supply]]:
+    """Open units on open purchase-order lines of these SKUs, dated (a late PO counts from its grace date).
+
+    `except_po`: a purchase order the use case holds in memory and adds itself.
     """
-    ids = sorted(set(order_ids))
-    got = allocated or {}
-    done = 0
-    for part in chunks(ids):
-        done += _settle(ctx, part, got)
-    if done != len(got):
-        raise AssertionError("an allocated line's order was not settled")
+    return open_supplies(ws.conn, skus, ws.uow.today, ws.uow.config().late_po_grace_days, except_po)
 
 
-def _settle(ctx: Ctx, ids: list[int], got: Mapping[int, int]) -> int:
-    heads = ctx.conn.execute(
-        select(orders.c.id, orders.c.order_number, orders.c.channel, orders.c.ship_policy, orders.c.status).where(
-            orders.c.id.in_(ids)
-        )
-    )
-    head = {r.id: r for r in heads}
-    lines: dict[int, list[tuple[int, LineQty, int]]] = defaultdict(list)  # order id -> (line id, qty, allocated now)
-    for r in ctx.conn.execute(
-        select(*SETTLE_LINE_COLUMNS)
-        .where(order_lines.c.order_id.in_(ids))
-        .order_by(order_lines.c.order_id, order_lines.c.line_no)
-    ):
-        a = got.get(r.id, 0)
-        qty = LineQty(
-            line_no=r.line_no,
-            sku=r.sku,
-            qty=r.qty,
-            allocated_qty=r.allocated_qty + a,
-            backordered_qty=r.backordered_qty - a,
-            shipped_qty=r.shipped_qty,
-            cancelled_qty=r.cancelled_qty,
-            released_qty=r.released_qty,
-        )
-        lines[r.order_id].append((r.id, qty, a))
-    held = held_skus(ctx, {q.sku for rs in lines.values() for _, q, _ in rs if q.allocated_qty > q.released_qty})
-
-    releases: list[tuple[Any, dict[int, int]]] = []
-    status_changes: list[dict[str, Any]] = []
-    for oid in ids:
-        order, rows = head[oid], lines[oid]
-        qtys = [q for _, q, _ in rows]
-        units = units_to_release(ShipPolicy(order.ship_policy), qtys, held)
-        if units:
-            releases.append((order, units))
-        status = order_status(qtys)
-        if status != order.status:
-            status_changes.append({"b_id": oid, "b_status": status.value})
-            ctx.event("status_changed", {"from": order.status, "to": status.value}, order_number=order.order_number)
-    update_rows(
-        ctx.conn, "orders", ("id", "b_id"), {"status": "{b_status}"}, {"b_id": "bigint", "b_status": "varchar"},
-        status_changes,
-    )  # fmt: skip
-    released = _release(
-        ctx, releases, {oid: {q.line_no: (line_id, q.sku) for line_id, q, _ in lines[oid]} for oid in ids}
-    )
-    writes = []
-    planned = 0
-    for oid in ids:
-        for line_id, q, a in lines[oid]:
-            planned += a > 0
-            rel = released.get(line_id, 0)
-            if a or rel:
-                clear = int(a > 0 and q.backordered_qty == 0)  # filled now: it has no ETA of its own
-                writes.append({"b_id": line_id, "b_alloc": a, "b_rel": rel, "b_clear": clear})
-    update_rows(
-        ctx.conn,
-        "order_lines",
-        ("id", "b_id"),
-        {
-            "allocated_qty": "allocated_qty + {b_alloc}",
-            "backordered_qty": "backordered_qty - {b_alloc}",
-            "released_qty": "released_qty + {b_rel}",
-            "eta": "CASE WHEN {b_clear} = 1 THEN NULL ELSE eta END",
-            "eta_basis": "CASE WHEN {b_clear} = 1 THEN NULL ELSE eta_basis END",
-        },
-        {"b_id": "bigint", "b_alloc": "integer", "b_rel": "integer", "b_clear": "integer"},
-        writes,
-    )
-    return planned
-
-
-def line_qty(r: Any) -> LineQty:
-    return LineQty(
-        line_no=r.line_no,
-        sku=r.sku,
-        qty=r.qty,
-        allocated_qty=r.allocated_qty,
-        backordered_qty=r.backordered_qty,
-        shipped_qty=r.shipped_qty,
-        cancelled_qty=r.cancelled_qty,
-        released_qty=r.released_qty,
-    )
-
-
-def _release(
-    ctx: Ctx, releases: list[tuple[Any, dict[int, int]]], line_ids: dict[int, dict[int, tuple[int, str]]]
-) -> dict[int, int]:
-    """Create a shipment in pick for each (order, units by line number); returns units released by line id."""
-    if not releases:
-        return {}
-    if ctx.dialect == "postgresql":
-        # One INSERT ... SELECT for every shipment; ids are matched back by order (one shipment each).
-        created = ctx.conn.execute(
-            text(
-                "INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at) "
-                "SELECT v.o, v.n, v.c, 'pick', :now, :now FROM json_to_recordset(CAST(:rows AS json)) "
-                "AS v(i integer, o bigint, n varchar, c varchar) ORDER BY v.i RETURNING id, order_id"
-            ),
-            {
-                "rows": json.dumps(
-                    [
-                        {"i": i, "o": order.id, "n": order.order_number, "c": order.channel}
-                        for i, (order, _) in enumerate(releases)
-                    ]
-                ),
-                "now": ctx.now,
-            },
-        )
-        shipment_of = {order_id: shipment_id for shipment_id, order_id in created}
-        ids: Sequence[int] = [shipment_of[order.id] for order, _ in releases]
-    else:
-        ids = (
-            ctx.conn.execute(
-                insert(shipments).returning(shipments.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "order_id": order.id,
-                        "order_number": order.order_number,
-                        "channel": order.channel,
-                        "status": ShipmentStatus.PICK.value,
-                        "created_at": ctx.now,
-                        "updated_at": ctx.now,
-                    }
-                    for order, _ in releases
-                ],
-            )
-            .scalars()
-            .all()
-        )
-    ship_rows: list[dict[str, Any]] = []
-    released: dict[int, int] = {}
-    for shipment_id, (order, units) in zip(ids, releases, strict=True):
-        for line_no, qty in sorted(units.items()):
-            line_id, sku = line_ids[order.id][line_no]
-            ship_rows.append(
-                {"shipment_id": shipment_id, "line_id": line_id, "line_no": line_no, "sku": sku, "qty": qty}
-            )
-            released[line_id] = qty
-        ctx.event(
-            "shipment_created",
-            {
-                "shipment_id": shipment_id,
-                "status": "pick",
-                "lines": [{"line_no": n, "qty": q} for n, q in sorted(units.items())],
-            },
-            order_number=order.order_number,
-        )
-    insert_rows(ctx.conn, shipment_lines, ship_rows)
-    return released
-
-
-def open_supplies(ctx: Ctx, skus: Iterable[str]) -> dict[str, list[Supply]]:
+def open_supplies(
+    conn: Any, skus: Iterable[str], today: date, grace_days: int, except_po: int | None = None
+) -> dict[str, list[Supply]]:
+    """`read_supplies` for the read side (explain, promise)."""
     wanted = sorted(set(skus))
     out: dict[str, list[Supply]] = defaultdict(list)
     if not wanted:
@@ -402,178 +370,345 @@ def open_supplies(ctx: Ctx, skus: Iterable[str]) -> dict[str, list[Supply]]:
         .join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id)
         .where(po_lines.c.sku.in_(wanted), po_lines.c.open == 1, purchase_orders.c.status == "open")
     )
-    grace: int | None = None
-    for r in ctx.conn.execute(q):
+    if except_po is not None:
+        q = q.where(po_lines.c.po_id != except_po)
+    for r in conn.execute(q):
         if r.qty > r.received_qty:
-            expected = r.expected_date
-            if expected < ctx.today:  # late: read the grace setting only when some PO is late
-                grace = late_po_grace_days(ctx.conn) if grace is None else grace
-                expected = late_supply_date(expected, ctx.today, grace)
+            expected = late_supply_date(r.expected_date, today, grace_days)
             out[r.sku].append(Supply(expected, r.qty - r.received_qty, r.po_number))
     return out
 
 
-LATE_PO_GRACE_KEY = "late_po_grace_days"
+def supply(uow: UnitOfWork, expected: date, qty: int, po_number: str) -> Supply:
+    if expected < uow.today:
+        expected = late_supply_date(expected, uow.today, uow.config().late_po_grace_days)
+    return Supply(expected, qty, po_number)
 
 
-def late_po_grace_days(conn: Any) -> int:
-    """Days a late PO is given at a time: env OMS_LATE_PO_GRACE_DAYS, else the setting, else 0."""
-    env = os.environ.get("OMS_LATE_PO_GRACE_DAYS")
-    if env is not None and env.strip().isdigit():
-        return int(env)
-    found = conn.execute(select(settings.c.value).where(settings.c.key == LATE_PO_GRACE_KEY)).scalar()
-    return int(found["days"]) if isinstance(found, dict) and isinstance(found.get("days"), int) else 0
+def lock_orders(ws: WorkingSet, ids: Iterable[int]) -> list[Order]:
+    """Lock these orders (by id) and read them with every line not already in the working set.
 
-
-def late_supply_date(expected: date, today: date, grace_days: int) -> date:
-    """The date a late PO line's open units are now counted on.
-
-    A PO whose expected date has passed is given `grace_days` more at a time: expected + k x grace,
-    the first such date after today. So its ETAs move later once per grace period (one notice per
-    period, not one a day), never into the past; with no grace the date is today.
+    The lines of SKUs whose whole queue was read (`ws.queues`) and that wait are in memory; the
+    order's other lines are read after its lock, so what its settling sees is current.
     """
-    if expected >= today:
-        return expected
-    if grace_days <= 0:
-        return today
-    periods = (today - expected).days // grace_days + 1
-    return expected + timedelta(days=periods * grace_days)
-
-
-def recompute_etas(ctx: Ctx, skus: Iterable[str]) -> None:
-    """Re-date every waiting line of these SKUs (rule 9); write only the lines whose ETA moved."""
-    wanted = sorted(set(skus))
-    if not wanted:
-        return
-    fields = sort_fields(ctx.rule())
-    supplies = open_supplies(ctx, wanted)
-    lead_q = select(products.c.sku, products.c.lead_time_days).where(products.c.sku.in_(wanted))
-    lead = {r.sku: r.lead_time_days for r in ctx.conn.execute(lead_q)}
-    # The queue in index order, only the columns the walk and the comparison need; one statement for
-    # every SKU, built once.
-    q = (
-        select(
-            order_lines.c.id,
-            order_lines.c.order_number,
-            order_lines.c.line_no,
-            order_lines.c.backordered_qty,
-            order_lines.c.eta,
-            order_lines.c.eta_basis,
-            order_lines.c.promised_date,
+    wanted = sorted(set(ids) - set(ws.orders))
+    for part in chunks(wanted):
+        heads = select(*ORDER_COLUMNS).where(_ids_in(orders.c.id, part, ws.postgresql)).order_by(orders.c.id)
+        if ws.postgresql:
+            heads = heads.with_for_update()
+        for r in ws.conn.execute(heads):
+            ws.orders[r.id] = Order.from_row(r)
+        known = sorted(ws.queues)
+        q: Any = (
+            select(*LINE_COLUMNS, products.c.backorder_policy)
+            .join(products, products.c.sku == order_lines.c.sku)
+            .where(_ids_in(order_lines.c.order_id, part, ws.postgresql))
         )
-        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
-        .order_by(*order_by(order_lines, fields))
-    )
-    changes: list[dict[str, Any]] = []
-    for sku in wanted:
-        rows = ctx.conn.execute(q, {"b_sku": sku}).all()
-        etas = walk_etas([r[3] for r in rows], supplies.get(sku, []), ctx.today, lead.get(sku))
-        for (line_id, order_number, line_no, _, eta, basis, promised), e in zip(rows, etas, strict=True):
-            if eta == e.eta and basis == e.basis and (promised is not None or e.eta is None):
+        if known:
+            q = q.where(~(order_lines.c.sku.in_(known) & (order_lines.c.backordered_qty > 0)))
+        for r in ws.conn.execute(q):
+            ws.line(r)
+            if r.sku not in ws.products:
+                ws.policies[r.sku] = r.backorder_policy
+    by_order: dict[int, list[Line]] = defaultdict(list)
+    for line in ws.lines.values():
+        if line.order_id in ws.orders and line.order_id is not None:
+            by_order[line.order_id].append(line)
+    for oid in wanted:
+        ws.orders[oid].lines = sorted(by_order[oid], key=lambda ln: ln.line_no)
+    return [ws.orders[oid] for oid in sorted(set(ids))]
+
+
+# ---- deciding --------------------------------------------------------------------------------------
+
+
+def allocate(ws: WorkingSet, skus: Iterable[str], source: str, ref: str | None = None) -> list[Allocation[Line]]:
+    """Give each locked SKU's available units to its queue in rule order (rule 4)."""
+    units = {s: p.available for s in sorted(set(skus)) if (p := ws.products[s]).available > 0 and p.backordered > 0}
+    if not units:
+        return []
+    queues = read_queues(ws, units)
+    plan: list[Allocation[Line]] = []
+    for sku, available in units.items():
+        sku_plan = plan_allocation(available, queues[sku])
+        product = ws.products[sku]
+        for a in sku_plan:
+            a.line.allocated_qty += a.qty
+            a.line.backordered_qty -= a.qty
+            if a.line.backordered_qty == 0:  # filled: it has no ETA of its own any more (its promise stays)
+                a.line.eta = a.line.eta_basis = None
+            product.allocated += a.qty
+            product.backordered -= a.qty
+            ws.allocations.append((a.line, a.qty, source, ref))
+        ws.queues[sku] = [line for line in queues[sku] if line.backordered_qty > 0]
+        plan += sku_plan
+    by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in plan:
+        by_order[a.line.order_number].append(
+            {"line_no": a.line.line_no, "sku": a.line.sku, "qty": a.qty, "backordered_qty": a.line.backordered_qty}
+        )
+    for order_number, lines in by_order.items():
+        ws.uow.event("allocated", {"source": source, "ref": ref, "lines": lines}, order_number=order_number)
+    return plan
+
+
+def settle(ws: WorkingSet, touched: Iterable[Order]) -> None:
+    """Release what each order may ship (rule 6) into a new shipment, and bring its status up to date."""
+    today = ws.uow.today
+    for order in touched:
+        qtys = [line.qty_view() for line in order.lines]
+        status = order_status(qtys).value
+        if status != order.status:
+            if order.loaded is not None:  # a new order starts in its status: no change to tell
+                ws.uow.event("status_changed", {"from": order.status, "to": status}, order_number=order.order_number)
+            order.status = status
+        held = frozenset(
+            q.sku for q in qtys if q.allocated_qty > q.released_qty and ws.policy(q.sku).holds_release(today)
+        )
+        units = units_to_release(order.ship_policy, qtys, held)
+        if units:
+            by_no = {line.line_no: line for line in order.lines}
+            for line_no, qty in units.items():
+                by_no[line_no].released_qty += qty
+            data = {
+                "shipment_id": None,  # known once the shipment is written (flush)
+                "status": ShipmentStatus.PICK.value,
+                "lines": [{"line_no": n, "qty": q} for n, q in sorted(units.items())],
+            }
+            created = ws.uow.event("shipment_created", data, order_number=order.order_number)
+            ws.shipments.append(NewShipment(order, units, created.data))
+
+
+def redate(ws: WorkingSet, skus: Iterable[str], supplies: Mapping[str, Sequence[Supply]]) -> None:
+    """Re-date every waiting line of these SKUs (rule 9); a line whose date moves gets an event."""
+    key = queue_sort_key(ws.uow.rule())
+    for sku in sorted(set(skus)):
+        queue = sorted(ws.queues[sku], key=key)
+        ws.queues[sku] = queue
+        lead = ws.products[sku].lead_time_days
+        for line, e in zip(
+            queue,
+            walk_etas([ln.backordered_qty for ln in queue], supplies.get(sku, ()), ws.uow.today, lead),
+            strict=True,
+        ):
+            before = line.eta
+            if line.loaded is None:  # a new line: its first ETA is its promise
+                line.eta, line.eta_basis, line.promised_date = e.eta, e.basis, e.eta
                 continue
-            changes.append(
-                {
-                    "b_id": line_id,
-                    "b_eta": e.eta,
-                    "b_basis": e.basis,
-                    "b_promised": promised if promised is not None else e.eta,
-                }
-            )
-            if eta != e.eta:
-                ctx.event(
+            if before == e.eta and line.eta_basis == e.basis and (line.promised_date is not None or e.eta is None):
+                continue
+            line.eta, line.eta_basis = e.eta, e.basis
+            if line.promised_date is None:
+                line.promised_date = e.eta
+            if before != e.eta:
+                ws.eta_changes.append(EtaChange(line, before))
+                ws.uow.event(
                     "eta_changed",
                     {
-                        "line_no": line_no,
+                        "line_no": line.line_no,
                         "sku": sku,
-                        "from": iso(eta),
+                        "from": iso(before),
                         "to": iso(e.eta),
                         "basis": e.basis,
-                        "later": bool(eta and (e.eta is None or e.eta > eta)),
+                        "later": bool(before and (e.eta is None or e.eta > before)),
                     },
-                    order_number=order_number,
+                    order_number=line.order_number,
                 )
-    update_rows(
-        ctx.conn,
-        "order_lines",
-        ("id", "b_id"),
-        {"eta": "{b_eta}", "eta_basis": "{b_basis}", "promised_date": "{b_promised}"},
-        {"b_id": "bigint", "b_eta": "date", "b_basis": "varchar", "b_promised": "date"},
-        changes,
-    )
 
 
-def date_new_lines(ctx: Ctx, ahead: Mapping[str, int], new_lines: list[tuple[int, str, int]]) -> None:
-    """Date lines just added to their queues.
-
-    The common case is a new line at the tail of its queue (FIFO): then nothing else moves and its
-    ETA follows from the units already waiting. Otherwise (a boosted or higher-tier order jumped in)
-    the SKU's whole queue is re-dated.
-    """
-    if not new_lines:
-        return
-    rule = ctx.rule()
-    if RuleKey.PROMISED_DATE in rule:  # a new line's first promise places it: date the queue whole
-        recompute_etas(ctx, {sku for _, sku, _ in new_lines})
-        return
-    fields = sort_fields(rule)
-    by_sku: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for line_id, sku, qty in new_lines:
-        by_sku[sku].append((line_id, qty))
-    # A new line is at the tail when it is its queue's last line: one backward index probe per SKU
-    # (a "does anyone come after me" predicate cannot use the index and scans the whole queue).
-    last_q = (
-        select(order_lines.c.id)
-        .where(order_lines.c.sku == bindparam("b_sku"), order_lines.c.backordered_qty > 0)
-        .order_by(*order_by(order_lines, fields, reverse=True))
-        .limit(1)
-    )
-    jumped = {sku for sku, ids in by_sku.items() if ctx.conn.scalar(last_q, {"b_sku": sku}) != ids[-1][0]}
-    recompute_etas(ctx, jumped)
-    at_tail = sorted(set(by_sku) - jumped)
-    if not at_tail:
-        return
-    supplies = open_supplies(ctx, at_tail)
-    lead_q = select(products.c.sku, products.c.lead_time_days).where(products.c.sku.in_(at_tail))
-    lead = {r.sku: r.lead_time_days for r in ctx.conn.execute(lead_q)}
-    changes = []
-    for sku in at_tail:
-        lines = by_sku[sku]
-        etas = walk_etas([ahead[sku]] + [q for _, q in lines], supplies.get(sku, []), ctx.today, lead.get(sku))[1:]
-        changes += [
-            {"b_id": line_id, "b_eta": e.eta, "b_basis": e.basis, "b_promised": e.eta}
-            for (line_id, _), e in zip(lines, etas, strict=True)
-        ]
-    ctx.conn.execute(
-        update(order_lines)
-        .where(order_lines.c.id == bindparam("b_id"))
-        .values(eta=bindparam("b_eta"), eta_basis=bindparam("b_basis"), promised_date=bindparam("b_promised")),
-        changes,
-    )
-
-
-def iso(d: Any) -> str | None:
+def iso(d: date | None) -> str | None:
     return d.isoformat() if d is not None else None
 
 
 def after_stock_change(
-    ctx: Ctx,
-    locked: Mapping[str, Any],
+    ws: WorkingSet,
+    skus: Iterable[str],
     source: str,
     ref: str | None = None,
-    touched_orders: Iterable[int] = (),
-    redate: Iterable[str] = (),
-) -> list[Allocation]:
-    """The common tail of a stock-changing use case: allocate, release, settle, re-date, log."""
-    fresh = {
-        r.sku: r
-        for r in ctx.conn.execute(
-            select(products.c.sku, products.c.on_hand, products.c.allocated, products.c.backordered).where(
-                products.c.sku.in_(sorted(locked))
-            )
-        )
-    }
-    plan, order_of = allocate_backorders(ctx, fresh, source, ref)
-    settle_orders(ctx, set(touched_orders) | set(order_of.values()), {a.line.line_id: a.qty for a in plan})
-    recompute_etas(ctx, {a.line.sku for a in plan} | set(redate))
-    ctx.flush_events()
+    touched: Iterable[int] = (),
+    redate_skus: Iterable[str] = (),
+    supplies: Mapping[str, Sequence[Supply]] | None = None,
+) -> list[Allocation[Line]]:
+    """The common tail of a stock-changing use case: allocate, settle, re-date (then the caller flushes).
+
+    `supplies`: the open supply of the SKUs to re-date, when the use case has it; else it is read.
+    """
+    if redate_skus:  # their queues are dated after the allocation anyway: read them all at once
+        read_queues(ws, set(skus) | set(redate_skus))
+    plan = allocate(ws, skus, source, ref)
+    ids = {a.line.order_id for a in plan if a.line.order_id is not None} | set(touched)
+    settle(ws, lock_orders(ws, ids))
+    again = sorted({a.line.sku for a in plan} | set(redate_skus))
+    if again:
+        read_queues(ws, again)
+        redate(ws, again, supplies if supplies is not None else read_supplies(ws, again))
     return plan
+
+
+def recompute_etas(uow: UnitOfWork, skus: Iterable[str]) -> None:
+    """Re-date every waiting line of these SKUs as a use case of its own (late POs, the demo, benchmarks)."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return
+    ws = WorkingSet(uow)
+    lock_products(ws, wanted)
+    read_queues(ws, wanted)
+    redate(ws, wanted, read_supplies(ws, wanted))
+    flush(ws)
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+
+
+def flush(ws: WorkingSet) -> None:
+    """Write every changed row's final state: one statement per table (shipments with their lines)."""
+    update_rows(
+        ws.conn,
+        products,
+        "sku",
+        [
+            {"sku": p.sku, "on_hand": p.on_hand, "allocated": p.allocated, "backordered": p.backordered}
+            for p in ws.products.values()
+            if p.changed
+        ],
+    )
+    for p in ws.products.values():
+        p.loaded = (p.on_hand, p.allocated, p.backordered)
+    _write_allocations_and_shipments(ws)
+    dirty = [line for line in ws.lines.values() if line.dirty]
+    update_rows(
+        ws.conn,
+        order_lines,
+        "id",
+        [
+            {"id": line.id, **{n: getattr(line, n) for n in MUTABLE}}
+            for line in sorted(dirty, key=lambda ln: ln.id or 0)
+        ],
+    )
+    for line in dirty:
+        line.loaded = line.state()
+    changed = [o for o in ws.orders.values() if o.dirty]
+    update_rows(ws.conn, orders, "id", [{"id": o.id, "status": o.status, "priority": o.priority} for o in changed])
+    for o in changed:
+        o.loaded = (o.status, o.priority)
+    insert_rows(ws.conn, stock_movements, ws.movements)
+    ws.movements = []
+
+
+def _write_allocations_and_shipments(ws: WorkingSet) -> None:
+    now = ws.uow.now
+    rows = [
+        {"line_id": line.id, "sku": line.sku, "qty": qty, "source": source, "ref": ref, "at": now}
+        for line, qty, source, ref in ws.allocations
+    ]
+    heads = [
+        {
+            "order_id": s.order.id,
+            "order_number": s.order.order_number,
+            "channel": s.order.channel,
+            "status": ShipmentStatus.PICK.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for s in ws.shipments
+    ]
+    line_ids = {s.order.id: {line.line_no: line.id for line in s.order.lines} for s in ws.shipments}
+    parts = [
+        {
+            "order_id": s.order.id,
+            "line_id": line_ids[s.order.id][no],
+            "line_no": no,
+            "sku": next(line.sku for line in s.order.lines if line.line_no == no),
+            "qty": qty,
+        }
+        for s in ws.shipments
+        for no, qty in sorted(s.units.items())
+    ]
+    if ws.postgresql and heads:
+        # One statement: allocation rows, one shipment per order, and its lines joined by order id.
+        created = ws.conn.execute(
+            text(
+                "WITH a AS (INSERT INTO allocations (line_id, sku, qty, source, ref, at)"
+                " SELECT v.line_id, v.sku, v.qty, v.source, v.ref, :at"
+                " FROM json_to_recordset(CAST(:allocations AS json))"
+                " AS v(line_id bigint, sku varchar, qty integer, source varchar, ref varchar)),"
+                " s AS (INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at)"
+                " SELECT v.order_id, v.order_number, v.channel, 'pick', :at, :at"
+                " FROM json_to_recordset(CAST(:shipments AS json))"
+                " AS v(order_id bigint, order_number varchar, channel varchar, n bigint) ORDER BY v.n"
+                " RETURNING id, order_id),"
+                " sl AS (INSERT INTO shipment_lines (shipment_id, line_id, line_no, sku, qty)"
+                " SELECT s.id, v.line_id, v.line_no, v.sku, v.qty FROM json_to_recordset(CAST(:parts AS json))"
+                " AS v(order_id bigint, line_id bigint, line_no integer, sku varchar, qty integer)"
+                " JOIN s ON s.order_id = v.order_id)"
+                " SELECT id, order_id FROM s"
+            ),
+            {
+                "at": now,
+                "allocations": json.dumps([{k: v for k, v in r.items() if k != "at"} for r in rows]),
+                "shipments": json.dumps(
+                    [{"n": i} | {k: h[k] for k in ("order_id", "order_number", "channel")} for i, h in enumerate(heads)]
+                ),
+                "parts": json.dumps(parts),
+            },
+        )
+        shipment_of = {order_id: shipment_id for shipment_id, order_id in created}
+        for s in ws.shipments:
+            s.id = shipment_of[s.order.id]
+    else:
+        insert_rows(ws.conn, allocations, rows)
+        ids = insert_rows(ws.conn, shipments, heads, returning=("id",))
+        for s, r in zip(ws.shipments, ids, strict=True):
+            s.id = r.id
+        by_order: dict[Any, Any] = {s.order.id: s.id for s in ws.shipments}
+        insert_rows(
+            ws.conn,
+            shipment_lines,
+            [
+                {"shipment_id": by_order[p["order_id"]], **{k: v for k, v in p.items() if k != "order_id"}}
+                for p in parts
+            ],
+        )
+    for s in ws.shipments:
+        s.event_data["shipment_id"] = s.id
+    ws.allocations = []
+    ws.shipments = []
+
+
+def placed_rule_needs_whole_queue(rule: Sequence[RuleKey]) -> bool:
+    """Under `promised_date` a new line's first ETA decides its place: its queue is dated whole."""
+    return RuleKey.PROMISED_DATE in rule
+
+
+def recordset_of(ws: WorkingSet, table: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """Rows as a PostgreSQL derived table typed like `table` (oms.store.bulk.recordset)."""
+    return recordset(ws.conn, table, rows)
+
+
+def parse_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def from_json(attr: str, value: Any) -> Any:
+    """A queue sort field's value as JSON carried it (money in cents, times and dates as text)."""
+    if value is None:
+        return None
+    if attr == "placed_at":
+        return as_datetime(value)
+    if attr == "promised_date":
+        return as_date(value)
+    if attr == "order_value":
+        return (Decimal(int(value)) / 100).quantize(Decimal("0.01"))
+    return value
+
+
+def as_datetime(value: Any) -> datetime:
+    """A timestamp read out of JSON (PostgreSQL: ISO with offset; SQLite: naive UTC text)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)

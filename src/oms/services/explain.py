@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -11,9 +11,10 @@ from oms.domain.allocation import KEY_FIELDS, RuleKey, sort_fields
 from oms.domain.errors import NotFound
 from oms.store.queue import before
 from oms.store.tables import customers, order_lines, orders, po_lines, products, purchase_orders
+from oms.store.uow import read_config, read_version
 
 from . import engine
-from .common import Ctx, allocation_rule
+from .common import allocation_rule
 
 DIRECTIONS = {
     RuleKey.PRIORITY: "high first",
@@ -74,8 +75,8 @@ def explain(
         ).one()
         position, units_ahead = int(ahead[0]) + 1, int(ahead[1])
 
-    at_noon = datetime.combine(today, time(12), tzinfo=UTC)
-    supplies = engine.open_supplies(Ctx(conn, now=at_noon), [line.sku]).get(line.sku, [])
+    grace = read_config(conn, read_version(conn)).late_po_grace_days
+    supplies = engine.open_supplies(conn, [line.sku], today, grace).get(line.sku, [])
     expected = {
         r.po_number: r.expected_date
         for r in conn.execute(

@@ -2,49 +2,101 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 
 from oms.domain.errors import NotFound
 from oms.domain.fulfillment import ShipmentStatus, advance
-from oms.store.tables import order_lines, products, shipment_lines, shipments, stock_movements
-from oms.views import shipment_view
+from oms.store.bulk import update_rows
+from oms.store.tables import order_lines, shipment_lines, shipments
+from oms.store.uow import UnitOfWork
 
 from . import engine
-from .common import Ctx, lock_products
+from .engine import WorkingSet
+
+
+@dataclass
+class Shipment:
+    """A shipment as the use case leaves it; `views.shipment_json` shapes it."""
+
+    id: int
+    channel: str
+    order_number: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    created_at: datetime
+    updated_at: datetime
+    lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 def advance_shipment(
-    ctx: Ctx,
+    uow: UnitOfWork,
     shipment_id: int,
     carrier: str | None = None,
     tracking_number: str | None = None,
     channel: str | None = None,
-) -> dict[str, Any]:
+) -> Shipment:
     """Move a shipment one step. Dispatch takes its units off the shelf: on hand and allocated go down."""
-    q = select(shipments).where(shipments.c.id == shipment_id)
+    ws = WorkingSet(uow)
+    q = (
+        select(shipments.c.order_id, shipment_lines.c.sku)
+        .join(shipment_lines, shipment_lines.c.shipment_id == shipments.c.id, isouter=True)
+        .where(shipments.c.id == shipment_id)
+    )
     if channel is not None:
         q = q.where(shipments.c.channel == channel)
-    if ctx.conn.execute(q).first() is None:
+    found = uow.conn.execute(q).all()
+    if not found:
         raise NotFound(f"No shipment {shipment_id}.")
-    lines = list(
-        ctx.conn.execute(
-            select(shipment_lines).where(shipment_lines.c.shipment_id == shipment_id, shipment_lines.c.qty > 0)
+    engine.lock_products(ws, {r.sku for r in found if r.sku is not None})
+    order = engine.lock_orders(ws, [found[0].order_id])[0]  # a shipment changes under its order's lock
+    rows = uow.conn.execute(
+        select(
+            shipments, shipment_lines.c.line_id, shipment_lines.c.line_no, shipment_lines.c.sku, shipment_lines.c.qty
         )
-    )
-    lock_products(ctx, [r.sku for r in lines])
-    if ctx.dialect == "postgresql":
-        q = q.with_for_update()
-    head = ctx.conn.execute(q).one()
+        .join(shipment_lines, shipment_lines.c.shipment_id == shipments.c.id, isouter=True)
+        .where(shipments.c.id == shipment_id)
+        .order_by(shipment_lines.c.line_no)
+    ).all()
+    head = rows[0]
     nxt = advance(ShipmentStatus(head.status), carrier, tracking_number)
-    values: dict[str, Any] = {"status": nxt.value, "updated_at": ctx.now}
+    parts = [r for r in rows if r.qty]
+    out = Shipment(
+        id=shipment_id,
+        channel=head.channel,
+        order_number=head.order_number,
+        status=nxt.value,
+        carrier=head.carrier,
+        tracking_number=head.tracking_number,
+        created_at=head.created_at,
+        updated_at=uow.now,
+        lines=[{"line_no": r.line_no, "sku": r.sku, "qty": r.qty} for r in rows if r.line_id is not None],
+    )
+    values: dict[str, Any] = {"id": shipment_id, "status": nxt.value, "updated_at": uow.now}
     if nxt is ShipmentStatus.DISPATCHED:
-        values |= {"carrier": carrier, "tracking_number": tracking_number, "dispatched_at": ctx.now}
-        _dispatch(ctx, shipment_id, lines)
-    ctx.conn.execute(update(shipments).where(shipments.c.id == shipment_id).values(**values))
-    ctx.event(
+        out.carrier, out.tracking_number = carrier, tracking_number
+        values |= {"carrier": carrier, "tracking_number": tracking_number, "dispatched_at": uow.now}
+        lines = {line.id: line for line in order.lines}
+        for r in parts:
+            line = lines[r.line_id]
+            line.allocated_qty -= r.qty
+            line.released_qty -= r.qty
+            line.shipped_qty += r.qty
+            line.dispatched_at = uow.now
+            product = ws.products[r.sku]
+            product.on_hand -= r.qty
+            product.allocated -= r.qty
+        per_sku: dict[str, int] = {}
+        for r in parts:
+            per_sku[r.sku] = per_sku.get(r.sku, 0) + r.qty
+        for sku, qty in sorted(per_sku.items()):
+            ws.move(sku, -qty, "dispatch", f"shipment:{shipment_id}")
+    update_rows(uow.conn, shipments, "id", [values])
+    uow.event(
         "shipment_advanced",
         {
             "shipment_id": shipment_id,
@@ -55,47 +107,23 @@ def advance_shipment(
         },
         order_number=head.order_number,
     )
-    engine.settle_orders(ctx, [head.order_id])
-    ctx.flush_events()
-    return shipment_view(ctx.conn, shipment_id)
+    engine.settle(ws, [order])
+    engine.flush(ws)
+    return out
 
 
-def _dispatch(ctx: Ctx, shipment_id: int, lines: list[Any]) -> None:
-    ctx.conn.execute(
-        update(order_lines)
-        .where(order_lines.c.id == bindparam("b_id"))
-        .values(
-            allocated_qty=order_lines.c.allocated_qty - bindparam("b_qty"),
-            released_qty=order_lines.c.released_qty - bindparam("b_qty"),
-            shipped_qty=order_lines.c.shipped_qty + bindparam("b_qty"),
-            dispatched_at=ctx.now,
-        ),
-        [{"b_id": r.line_id, "b_qty": r.qty} for r in lines],
-    )
-    per_sku: dict[str, int] = defaultdict(int)
-    for r in lines:
-        per_sku[r.sku] += r.qty
-    ctx.conn.execute(
-        update(products)
-        .where(products.c.sku == bindparam("b_sku"))
-        .values(on_hand=products.c.on_hand - bindparam("b_qty"), allocated=products.c.allocated - bindparam("b_qty")),
-        [{"b_sku": s, "b_qty": q} for s, q in sorted(per_sku.items())],
-    )
-    ctx.conn.execute(
-        insert(stock_movements),
-        [
-            {"sku": s, "qty_delta": -q, "kind": "dispatch", "ref": f"shipment:{shipment_id}", "at": ctx.now}
-            for s, q in sorted(per_sku.items())
-        ],
-    )
-
-
-def release_due(ctx: Ctx) -> int:
+def release_due(uow: UnitOfWork) -> int:
     """Release units held back by a pre-order release date that has now come. Returns orders settled."""
-    q = select(order_lines.c.order_id).where(order_lines.c.allocated_qty > order_lines.c.released_qty).distinct()
-    ids = sorted(ctx.conn.scalars(q))
-    skus = ctx.conn.scalars(select(order_lines.c.sku).where(order_lines.c.order_id.in_(ids)).distinct()).all()
-    lock_products(ctx, skus)
-    engine.settle_orders(ctx, ids)
-    ctx.flush_events()
+    ws = WorkingSet(uow)
+    rows = uow.conn.execute(
+        select(order_lines.c.order_id, order_lines.c.sku).where(
+            order_lines.c.order_id.in_(
+                select(order_lines.c.order_id).where(order_lines.c.allocated_qty > order_lines.c.released_qty)
+            )
+        )
+    ).all()
+    ids = sorted({r.order_id for r in rows})
+    engine.lock_products(ws, {r.sku for r in rows})
+    engine.settle(ws, engine.lock_orders(ws, ids))
+    engine.flush(ws)
     return len(ids)

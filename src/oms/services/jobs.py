@@ -13,11 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from oms.domain.policy import policy_from_json
 from oms.store.db import Store
 from oms.store.tables import order_lines, orders, po_lines, products, purchase_orders
+from oms.store.uow import UnitOfWork
 
 from . import engine
-from .common import Ctx, default_policy, lock_products, policy_from_json
+from .common import default_policy
 from .orders import cancel_order
 
 AGED_OUT_REASON = "aged out"
@@ -55,13 +57,10 @@ def redate_late_po_skus(store: Store, now: datetime) -> int:
     for i in range(0, len(skus), BATCH_SKUS):
         chunk = skus[i : i + BATCH_SKUS]
 
-        def tx(conn: Connection, chunk: list[str] = chunk) -> None:
-            ctx = Ctx(conn, actor="worker:late-po", now=now)
-            lock_products(ctx, chunk)
-            engine.recompute_etas(ctx, chunk)
-            ctx.flush_events()
+        def tx(uow: UnitOfWork, chunk: list[str] = chunk) -> None:
+            engine.recompute_etas(uow, chunk)
 
-        store.write(tx)
+        store.write(tx, actor="worker:late-po", now=now)
     return len(skus)
 
 
@@ -88,14 +87,14 @@ def _aged_lines(conn: Connection, now: datetime, order_number: str | None = None
     return out
 
 
-def cancel_aged_order(ctx: Ctx, order_number: str) -> bool:
+def cancel_aged_order(uow: UnitOfWork, order_number: str) -> bool:
     """Cancel the order's aged-out back-ordered units, checked again under the SKUs' locks."""
-    skus = ctx.conn.scalars(select(order_lines.c.sku).where(order_lines.c.order_id == _order_id(order_number))).all()
-    lock_products(ctx, skus)
-    lines = _aged_lines(ctx.conn, ctx.now, order_number).get(order_number)
+    skus = uow.conn.scalars(select(order_lines.c.sku).where(order_lines.c.order_id == _order_id(order_number))).all()
+    engine.lock_products(engine.WorkingSet(uow), skus)
+    lines = _aged_lines(uow.conn, uow.now, order_number).get(order_number)
     if not lines:
         return False  # a twin worker (or an earlier run) got here first, or the units were filled
-    cancel_order(ctx, order_number, AGED_OUT_REASON, lines)
+    cancel_order(uow, order_number, AGED_OUT_REASON, lines)
     return True
 
 
@@ -105,8 +104,8 @@ def cancel_aged_backorders(store: Store, now: datetime) -> int:
     done = 0
     for order_number in candidates:
 
-        def tx(conn: Connection, order_number: str = order_number) -> bool:
-            return cancel_aged_order(Ctx(conn, actor="worker:aged-out", now=now), order_number)
+        def tx(uow: UnitOfWork, order_number: str = order_number) -> bool:
+            return cancel_aged_order(uow, order_number)
 
-        done += store.write(tx)
+        done += store.write(tx, actor="worker:aged-out", now=now)
     return done

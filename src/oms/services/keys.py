@@ -1,4 +1,4 @@
-"""API keys: made once, shown once, stored as a SHA-256 digest."""
+"""API keys: made once, shown once, stored as a SHA-256 digest; looked up through a per-process cache."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Invalid, NotFound
+from oms.store.db import Store
 from oms.store.tables import api_keys
+from oms.store.uow import bump_version, read_version, utcnow
 
-from .common import utcnow
+# A revoked key is refused by every process within this many seconds (the cache's longest trust).
+MAX_STALENESS_S = 0.5
 
 
 def _digest(token: str) -> str:
@@ -36,6 +40,7 @@ def create_key(conn: Connection, role: Role, name: str, channel: str | None = No
             created_at=utcnow(),
         )
     )
+    bump_version(conn)
     return token
 
 
@@ -102,3 +107,60 @@ def revoke_key(conn: Connection, key_id: int) -> None:
     )
     if done.rowcount == 0:
         raise NotFound(f"No active key with id {key_id}.")
+    bump_version(conn)  # every process drops its cached keys at once
+
+
+class KeyCache:
+    """The principals of keys seen by this process, trusted while the settings version holds.
+
+    Authentication costs no transaction of its own: a known key is answered from memory, and the
+    version (bumped by every key created or revoked) is read at most every MAX_STALENESS_S seconds,
+    so a revoked key is refused everywhere within that time. Unknown tokens are always looked up
+    (and never cached: a caller guessing keys must not fill this process's memory).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        max_staleness_s: float = MAX_STALENESS_S,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.max_staleness_s = max_staleness_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._known: dict[str, Principal] = {}
+        self._version: int | None = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def fresh(self, token: str) -> Principal | None:
+        """The principal from memory when it can be trusted without a database read, else None."""
+        with self._lock:
+            if self.clock() - self._checked > self.max_staleness_s:
+                return None
+            return self._known.get(_digest(token))
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The key's principal (None: unknown or revoked); reads the store only when it must."""
+        found = self.fresh(token)
+        if found is not None:
+            return found
+        if self.clock() - self._checked > self.max_staleness_s:
+            version = self.store.read(read_version)
+            with self._lock:
+                if version != self._version:
+                    self._known.clear()
+                    self._version = version
+                self._checked = self.clock()
+            found = self.fresh(token)
+            if found is not None:
+                return found
+        principal = self.store.read(lambda conn: authenticate(conn, token))
+        if principal is not None:
+            with self._lock:
+                if len(self._known) >= self.max_keys:
+                    self._known.clear()
+                self._known[_digest(token)] = principal
+        return principal

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 
-from oms.domain.allocation import Tier
+from oms.domain.allocation import Tier, queue_sort_key, sort_fields
 from oms.domain.errors import Conflict, DomainError, Invalid, NotFound
+from oms.domain.eta import Supply, walk_etas
 from oms.domain.fulfillment import CancelPlan, OrderStatus, ShipmentStatus, ShipPolicy, plan_cancel
-from oms.domain.policy import LineRequest, decide_placement
-from oms.store.tables import allocations, customers, order_lines, orders, products, shipment_lines, shipments
-from oms.views import order_view
+from oms.domain.policy import LineRequest, SkuStock, decide_placement, policy_from_json
+from oms.store.bulk import insert_rows, update_rows
+from oms.store.queue import order_by
+from oms.store.tables import (
+    customers,
+    order_lines,
+    orders,
+    po_lines,
+    products,
+    purchase_orders,
+    shipment_lines,
+    shipments,
+)
+from oms.store.uow import UnitOfWork, version_column
 
 from . import engine
-from .common import Ctx, lock_products, request_hash, require_products, sku_stock
+from .engine import Line, Order, Product, WorkingSet
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    """A stable digest of a request body, to tell a retry from a different request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,120 +62,109 @@ class PlaceOrder:
     body: dict[str, Any] | None = None  # the request as sent, to tell a retry from a different order
 
 
-def place_order(ctx: Ctx, cmd: PlaceOrder) -> tuple[dict[str, Any], bool]:
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    created: bool  # False: the same order was sent again and this is the stored one
+
+
+class _NumberTaken(Exception):
+    """The order number is stored already (found by the insert's ON CONFLICT)."""
+
+
+def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> PlacedOrder:
     """Accept an order: each line takes what is available, the rest waits in its SKU's queue.
 
-    Returns the order and whether it was created now (False: the same order number was sent again).
+    PostgreSQL, a single-line order that allocates and releases: BEGIN, the products and the
+    customer locked and read, the order with its lines, the products' counters, the allocation with
+    its shipment and shipment line, the events, COMMIT. An order that waits reads its queue's tail
+    and supply instead of writing a shipment.
     """
     digest = request_hash(cmd.body if cmd.body is not None else {"cmd": repr(cmd)})
-    existing = ctx.conn.execute(
-        select(orders.c.request_hash, orders.c.channel).where(orders.c.order_number == cmd.order_number)
-    ).first()
-    if existing is not None:
-        return _replay(ctx, cmd, existing.request_hash, digest), False
-
-    customer = ctx.conn.execute(select(customers.c.tier).where(customers.c.customer_id == cmd.customer_id)).first()
-    problems: list[dict[str, Any]] = []
-    if customer is None:
-        problems.append({"field": "customer_id", "value": cmd.customer_id, "reason": "unknown customer"})
-    skus = [line.sku for line in cmd.lines]
     try:
-        locked = require_products(ctx, skus)
-    except Invalid as exc:
-        problems.extend(exc.errors)
-        locked = {}
-    if problems:
-        raise Invalid(
-            "The order names unknown customers or products: "
-            + ", ".join(str(p.get("value", p.get("sku"))) for p in problems)
-            + ".",
-            problems,
-        )
-    assert customer is not None
+        return PlacedOrder(_place(WorkingSet(uow), cmd, digest), True)
+    except (DomainError, _NumberTaken):
+        # A retry of an order already stored is answered with it, even when it could not be placed again.
+        stored = load_order(uow, cmd.order_number)
+        if stored is None:
+            raise
+        request = stored[1]
+        if request != digest:
+            raise Conflict(
+                f"Order number '{cmd.order_number}' is already taken by a different order. "
+                "Send the identical body to fetch it again, or use a new order number.",
+                [{"field": "order_number", "value": cmd.order_number, "reason": "already used with another body"}],
+            ) from None
+        return PlacedOrder(stored[0], False)
 
-    placed_at = cmd.placed_at or ctx.now
-    requests = [LineRequest(i, line.sku, line.qty) for i, line in enumerate(cmd.lines, start=1)]
-    decisions = decide_placement(requests, sku_stock(ctx.conn, locked, ctx.fallback_policy()), cmd.channel, ctx.now)
 
-    prices = [line.unit_price if line.unit_price is not None else locked[line.sku].unit_price for line in cmd.lines]
+def _place(ws: WorkingSet, cmd: PlaceOrder, digest: str) -> Order:
+    uow = ws.uow
+    want: dict[str, int] = defaultdict(int)
+    for line in cmd.lines:
+        want[line.sku] += line.qty
+    tier = _lock_stock_and_customer(ws, sorted(want), cmd.customer_id)
+    short = sorted(s for s, n in want.items() if n > ws.products[s].available)  # some units of these will wait
+    supplies, tails = _queue_context(ws, short)
+    stock = {
+        s: SkuStock(s, p.on_hand, p.allocated, p.backordered, sum(x.qty for x in supplies.get(s, ())), p.policy)
+        for s, p in ws.products.items()
+    }
+    now = uow.now  # read after the locks: a hot SKU's orders are placed in the order they get it
+    decisions = decide_placement(
+        [LineRequest(i, line.sku, line.qty) for i, line in enumerate(cmd.lines, start=1)], stock, cmd.channel, now
+    )
+    prices = [
+        line.unit_price if line.unit_price is not None else ws.products[line.sku].unit_price for line in cmd.lines
+    ]
     value = sum((p * line.qty for p, line in zip(prices, cmd.lines, strict=True)), Decimal("0"))
-    tier_rank = Tier(customer.tier).rank
-    order_id = ctx.conn.execute(
-        insert(orders)
-        .returning(orders.c.id)
-        .values(
+    placed_at = cmd.placed_at or now
+    order = Order(
+        id=None,
+        order_number=cmd.order_number,
+        channel=cmd.channel,
+        customer_id=cmd.customer_id,
+        ship_policy=cmd.ship_policy,
+        status=OrderStatus.BACKORDERED.value,
+        priority=cmd.priority,
+        placed_at=placed_at,
+        order_value=value,
+    )
+    ahead = {s: p.backordered for s, p in ws.products.items()}  # units waiting before this order's
+    for d, price in zip(decisions, prices, strict=True):
+        new = Line(
+            id=None,
+            order_id=None,
             order_number=cmd.order_number,
+            line_no=d.line_no,
+            sku=d.sku,
+            qty=d.qty,
+            unit_price=price,
+            allocated_qty=d.allocate_qty,
+            backordered_qty=d.backorder_qty,
+            shipped_qty=0,
+            cancelled_qty=0,
+            released_qty=0,
+            eta=None,
+            eta_basis=None,
+            promised_date=None,
+            backordered_at=now if d.backorder_qty else None,
+            dispatched_at=None,
             channel=cmd.channel,
             customer_id=cmd.customer_id,
-            ship_policy=cmd.ship_policy.value,
             placed_at=placed_at,
             priority=cmd.priority,
+            tier_rank=tier.rank,
             order_value=value,
-            status=(
-                OrderStatus.BACKORDERED if any(d.backorder_qty for d in decisions) else OrderStatus.IN_FULFILLMENT
-            ).value,
-            request_hash=digest,
-            created_at=ctx.now,
         )
-    ).scalar_one()
-    line_ids = (
-        ctx.conn.execute(
-            insert(order_lines).returning(order_lines.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "order_id": order_id,
-                    "line_no": d.line_no,
-                    "sku": d.sku,
-                    "qty": d.qty,
-                    "unit_price": price,
-                    "allocated_qty": d.allocate_qty,
-                    "backordered_qty": d.backorder_qty,
-                    "backordered_at": ctx.now if d.backorder_qty else None,
-                    "order_number": cmd.order_number,
-                    "channel": cmd.channel,
-                    "customer_id": cmd.customer_id,
-                    "placed_at": placed_at,
-                    "priority": cmd.priority,
-                    "tier_rank": tier_rank,
-                    "order_value": value,
-                }
-                for d, price in zip(decisions, prices, strict=True)
-            ],
-        )
-        .scalars()
-        .all()
-    )
-
-    per_sku: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for d in decisions:
-        per_sku[d.sku][0] += d.allocate_qty
-        per_sku[d.sku][1] += d.backorder_qty
-    ctx.conn.execute(
-        update(products)
-        .where(products.c.sku == bindparam("b_sku"))
-        .values(
-            allocated=products.c.allocated + bindparam("b_alloc"),
-            backordered=products.c.backordered + bindparam("b_back"),
-        ),
-        [{"b_sku": s, "b_alloc": a, "b_back": b} for s, (a, b) in sorted(per_sku.items())],
-    )
-    taken = [(lid, d) for lid, d in zip(line_ids, decisions, strict=True) if d.allocate_qty]
-    if taken:
-        ctx.conn.execute(
-            insert(allocations),
-            [
-                {
-                    "line_id": lid,
-                    "sku": d.sku,
-                    "qty": d.allocate_qty,
-                    "source": "placement",
-                    "ref": cmd.order_number,
-                    "at": ctx.now,
-                }
-                for lid, d in taken
-            ],
-        )
-    ctx.event(
+        order.lines.append(new)
+        product = ws.products[d.sku]
+        product.allocated += d.allocate_qty
+        product.backordered += d.backorder_qty
+        if d.allocate_qty:
+            ws.allocations.append((new, d.allocate_qty, "placement", cmd.order_number))
+    _date_new_lines(ws, order, ahead, supplies, tails)
+    uow.event(
         "order_placed",
         {
             "channel": cmd.channel,
@@ -163,90 +174,287 @@ def place_order(ctx: Ctx, cmd: PlaceOrder) -> tuple[dict[str, Any], bool]:
             "order_value": str(value),
             "lines": [
                 {
-                    "line_no": d.line_no,
-                    "sku": d.sku,
-                    "qty": d.qty,
-                    "allocated_qty": d.allocate_qty,
-                    "backordered_qty": d.backorder_qty,
+                    "line_no": line.line_no,
+                    "sku": line.sku,
+                    "qty": line.qty,
+                    "allocated_qty": line.allocated_qty,
+                    "backordered_qty": line.backordered_qty,
+                    "eta": engine.iso(line.eta),
                 }
-                for d in decisions
+                for line in order.lines
             ],
         },
         order_number=cmd.order_number,
     )
-    waiting = [d for d in decisions if d.backorder_qty]
+    waiting = [line for line in order.lines if line.backordered_qty]
     if waiting:
-        ctx.event(
+        uow.event(
             "backordered",
-            {"lines": [{"line_no": d.line_no, "sku": d.sku, "qty": d.backorder_qty} for d in waiting]},
+            {"lines": [{"line_no": ln.line_no, "sku": ln.sku, "qty": ln.backordered_qty} for ln in waiting]},
             order_number=cmd.order_number,
         )
-    engine.settle_orders(ctx, [order_id])
-    engine.date_new_lines(
-        ctx,
-        {d.sku: locked[d.sku].backordered for d in waiting},
-        [(lid, d.sku, d.backorder_qty) for lid, d in zip(line_ids, decisions, strict=True) if d.backorder_qty],
+    engine.settle(ws, [order])
+    _insert(ws, order, digest)
+    engine.flush(ws)
+    return order
+
+
+def _lock_stock_and_customer(ws: WorkingSet, skus: list[str], customer_id: str) -> Tier:
+    """Lock the SKUs (FOR UPDATE) and the customer (FOR SHARE: a tier change waits for this order) in one statement."""
+    q = (
+        select(products, customers.c.tier, version_column().label("settings_version"))
+        .select_from(products.join(customers, true()))
+        .where(products.c.sku.in_(skus), customers.c.customer_id == customer_id)
+        .order_by(products.c.sku)
     )
-    ctx.flush_events()
-    return order_view(ctx.conn, cmd.order_number), True
-
-
-def _replay(ctx: Ctx, cmd: PlaceOrder, stored_hash: str, digest: str) -> dict[str, Any]:
-    if stored_hash != digest:
-        raise Conflict(
-            f"Order number '{cmd.order_number}' is already taken by a different order. "
-            "Send the identical body to fetch it again, or use a new order number.",
-            [{"field": "order_number", "value": cmd.order_number, "reason": "already used with another body"}],
+    if ws.postgresql:
+        q = q.with_for_update(of=products).suffix_with("FOR SHARE OF customers", dialect="postgresql")
+    rows = ws.conn.execute(q).all()
+    if rows:
+        ws.uow.saw_version(rows[0].settings_version)
+    for r in rows:
+        ws.products[r.sku] = Product(
+            sku=r.sku,
+            name=r.name,
+            unit_price=r.unit_price,
+            lead_time_days=r.lead_time_days,
+            stored_policy=r.backorder_policy,
+            policy=policy_from_json(r.backorder_policy) or ws.uow.default_policy(),
+            on_hand=r.on_hand,
+            allocated=r.allocated,
+            backordered=r.backordered,
+            version=r.version,
+            loaded=(r.on_hand, r.allocated, r.backordered),
         )
-    return order_view(ctx.conn, cmd.order_number)
+    if len(rows) == len(skus):
+        return Tier(rows[0].tier)
+    # Something is unknown: say everything that is, at once.
+    known_customer = (
+        rows or ws.conn.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id)).first()
+    )
+    known = set(ws.products) if rows else set(ws.conn.scalars(select(products.c.sku).where(products.c.sku.in_(skus))))
+    problems: list[dict[str, Any]] = []
+    if not known_customer:
+        problems.append({"field": "customer_id", "value": customer_id, "reason": "unknown customer"})
+    problems += [{"field": "lines[].sku", "sku": s, "reason": "unknown sku"} for s in skus if s not in known]
+    raise Invalid(
+        "The order names unknown customers or products: "
+        + ", ".join(str(p.get("value", p.get("sku"))) for p in problems)
+        + ".",
+        problems,
+    )
 
 
-def _locked_order(ctx: Ctx, order_number: str, channel: str | None) -> tuple[Any, list[Any]]:
-    q = select(orders).where(orders.c.order_number == order_number)
+def _queue_context(ws: WorkingSet, skus: list[str]) -> tuple[dict[str, list[Supply]], dict[str, Any]]:
+    """For SKUs some of whose units will wait: their open supply and the last line of their queue.
+
+    One statement, read after the locks (so it sees what the transaction waited for).
+    """
+    if not skus:
+        return {}, {}
+    fields = sort_fields(ws.uow.rule())
+    pg = ws.postgresql
+    row_of = func.json_build_array if pg else func.json_array
+    supply = (
+        select(
+            (func.json_agg if pg else func.json_group_array)(
+                row_of(po_lines.c.expected_date, po_lines.c.qty - po_lines.c.received_qty, purchase_orders.c.po_number)
+            )
+        )
+        .select_from(po_lines.join(purchase_orders, purchase_orders.c.id == po_lines.c.po_id))
+        .where(
+            po_lines.c.sku == products.c.sku,
+            po_lines.c.open == 1,
+            purchase_orders.c.status == "open",
+            po_lines.c.qty > po_lines.c.received_qty,
+        )
+        .scalar_subquery()
+    )
+    tail = (
+        select(row_of(*(order_lines.c[f.attr] for f in fields)))
+        .where(order_lines.c.sku == products.c.sku, order_lines.c.backordered_qty > 0)
+        .order_by(*order_by(order_lines, fields, reverse=True))
+        .limit(1)
+        .scalar_subquery()
+    )
+    supplies: dict[str, list[Supply]] = {}
+    tails: dict[str, Any] = {}
+    for sku, sup, last in ws.conn.execute(select(products.c.sku, supply, tail).where(products.c.sku.in_(skus))):
+        supplies[sku] = [
+            engine.supply(ws.uow, engine.as_date(d), int(q), str(po)) for d, q, po in engine.parse_json(sup) or ()
+        ]
+        if last is not None:
+            values = engine.parse_json(last)
+            tails[sku] = SimpleNamespace(
+                **{f.attr: engine.from_json(f.attr, v) for f, v in zip(fields, values, strict=True)}
+            )
+    return supplies, tails
+
+
+def _date_new_lines(
+    ws: WorkingSet,
+    order: Order,
+    ahead: Mapping[str, int],
+    supplies: Mapping[str, list[Supply]],
+    tails: Mapping[str, Any],
+) -> None:
+    """Date the order's waiting lines.
+
+    Most new lines join their queue at its tail (FIFO): nothing else moves, and the ETA follows from
+    the units already waiting. A line that lands ahead of others (a boost, a higher tier, an older
+    placed_at, or a rule on promised dates) has its SKU's whole queue dated again.
+    """
+    rule = ws.uow.rule()
+    key = queue_sort_key(rule)
+    new: dict[str, list[Line]] = defaultdict(list)
+    for line in order.lines:
+        if line.backordered_qty:
+            new[line.sku].append(line)
+    for sku, lines in sorted(new.items()):
+        last = tails.get(sku)
+        if not engine.placed_rule_needs_whole_queue(rule) and (last is None or key(last) < key(lines[0])):
+            product = ws.products[sku]
+            etas = walk_etas(
+                [ahead[sku]] + [ln.backordered_qty for ln in lines],
+                supplies.get(sku, ()),
+                ws.uow.today,
+                product.lead_time_days,
+            )[1:]
+            for line, e in zip(lines, etas, strict=True):
+                line.eta, line.eta_basis, line.promised_date = e.eta, e.basis, e.eta
+            continue
+        queue = engine.read_queues(ws, [sku])[sku]
+        ws.queues[sku] = queue + lines
+        engine.redate(ws, [sku], supplies)
+
+
+def _insert(ws: WorkingSet, order: Order, digest: str) -> None:
+    """The order and its lines with their final values; a stored order number raises _NumberTaken."""
+    head = {
+        "order_number": order.order_number,
+        "channel": order.channel,
+        "customer_id": order.customer_id,
+        "ship_policy": order.ship_policy.value,
+        "placed_at": order.placed_at,
+        "priority": order.priority,
+        "order_value": order.order_value,
+        "status": order.status,
+        "request_hash": digest,
+        "created_at": ws.uow.now,
+    }
+    rows = [
+        {c.name: getattr(line, c.name) for c in engine.LINE_COLUMNS if c.name not in ("id", "order_id")}
+        for line in order.lines
+    ]
+    if ws.postgresql:
+        o = (
+            postgresql.insert(orders)
+            .values(head)
+            .on_conflict_do_nothing(index_elements=["order_number"])
+            .returning(orders.c.id)
+            .cte("o")
+        )
+        v = engine.recordset_of(ws, order_lines, rows)
+        names = ["order_id", *rows[0]]
+        stmt = (
+            insert(order_lines)
+            .from_select(
+                names, select(o.c.id, *(v.c[n] for n in rows[0])).select_from(o.join(v, true())).order_by(v.c.n)
+            )
+            .returning(order_lines.c.id, order_lines.c.order_id, order_lines.c.line_no)
+        )
+        stored = ws.conn.execute(stmt).all()
+        if not stored:
+            raise _NumberTaken
+        order.id = stored[0].order_id
+        ids = {r.line_no: r.id for r in stored}
+    else:
+        order_id = ws.conn.execute(
+            sqlite.insert(orders)
+            .values(head)
+            .on_conflict_do_nothing(index_elements=["order_number"])
+            .returning(orders.c.id)
+        ).scalar()
+        if order_id is None:
+            raise _NumberTaken
+        order.id = order_id
+        returned = insert_rows(
+            ws.conn, order_lines, [r | {"order_id": order_id} for r in rows], returning=("id", "line_no")
+        )
+        ids = {r.line_no: r.id for r in returned}
+    for line in order.lines:
+        line.id, line.order_id = ids[line.line_no], order.id
+        line.loaded = line.state()
+        ws.lines[line.id] = line
+    order.loaded = (order.status, order.priority)
+    ws.orders[order.id] = order
+
+
+def load_order(uow: UnitOfWork, order_number: str, channel: str | None = None) -> tuple[Order, str] | None:
+    """The stored order with its lines (no lock), and its request digest."""
+    q = select(*engine.ORDER_COLUMNS, orders.c.request_hash).where(orders.c.order_number == order_number)
     if channel is not None:
         q = q.where(orders.c.channel == channel)
-    head = ctx.conn.execute(q).first()
+    head = uow.conn.execute(q).first()
     if head is None:
+        return None
+    order = Order.from_row(head)
+    order.lines = [
+        Line.from_row(r)
+        for r in uow.conn.execute(
+            select(*engine.LINE_COLUMNS).where(order_lines.c.order_id == head.id).order_by(order_lines.c.line_no)
+        )
+    ]
+    return order, head.request_hash
+
+
+# ---- changing an order ------------------------------------------------------------------------------
+
+
+def lock_order(ws: WorkingSet, order_number: str, channel: str | None = None) -> Order:
+    """Lock an order for a change: its SKUs first (sorted), then its row; then read its lines."""
+    q = (
+        select(orders.c.id, order_lines.c.sku)
+        .join(order_lines, order_lines.c.order_id == orders.c.id)
+        .where(orders.c.order_number == order_number)
+    )
+    if channel is not None:
+        q = q.where(orders.c.channel == channel)
+    rows = ws.conn.execute(q).all()
+    if not rows:
         raise NotFound(f"No order '{order_number}'.")
-    skus = ctx.conn.scalars(select(order_lines.c.sku).where(order_lines.c.order_id == head.id)).all()
-    lock_products(ctx, skus)
-    if ctx.dialect == "postgresql":
-        head = ctx.conn.execute(select(orders).where(orders.c.id == head.id).with_for_update()).one()
-    lines = ctx.conn.execute(
-        select(order_lines).where(order_lines.c.order_id == head.id).order_by(order_lines.c.line_no)
-    ).all()
-    return head, list(lines)
+    engine.lock_products(ws, {r.sku for r in rows})
+    return engine.lock_orders(ws, [rows[0].id])[0]
 
 
 def cancel_order(
-    ctx: Ctx, order_number: str, reason: str, lines: list[tuple[int, int]] | None, channel: str | None = None
-) -> dict[str, Any]:
+    uow: UnitOfWork, order_number: str, reason: str, lines: list[tuple[int, int]] | None, channel: str | None = None
+) -> Order:
     """Cancel outstanding units (all, or some per line) with a reason; freed units go to the queue."""
-    head, rows = _locked_order(ctx, order_number, channel)
-    by_no = {r.line_no: r for r in rows}
+    ws = WorkingSet(uow)
+    order = lock_order(ws, order_number, channel)
+    by_no = {line.line_no: line for line in order.lines}
     unknown = [no for no, _ in lines or [] if no not in by_no]
     if unknown:
         raise Invalid(
             f"Order {order_number} has no line(s) {unknown}; its lines are {sorted(by_no)}.",
             [{"field": "lines[].line_no", "value": n, "reason": "unknown line"} for n in unknown],
         )
-    wanted: dict[int, int | None] = {}
+    wanted: dict[int, int | None] = dict.fromkeys(by_no) if lines is None else {}
     for no, qty in lines or []:
         wanted[no] = (wanted.get(no) or 0) + qty
-    if lines is None:
-        wanted = dict.fromkeys(by_no, None)
-
-    in_pick = _units_in_pick(ctx, head.id)
-    plans: list[tuple[Any, CancelPlan]] = []
+    in_pick = _units_in_pick(ws, order)
+    plans: list[tuple[Line, CancelPlan]] = []
     problems: list[dict[str, Any]] = []
     for no, want in sorted(wanted.items()):
+        line = by_no[no]
         try:
-            plan = plan_cancel(engine.line_qty(by_no[no]), want, sum(q for _, q in in_pick.get(by_no[no].id, [])))
+            plan = plan_cancel(line.qty_view(), want, sum(q for _, _, q in in_pick.get(line.id or 0, [])))
         except DomainError as exc:
             problems.extend(exc.errors)
             continue
         if plan.total:
-            plans.append((by_no[no], plan))
+            plans.append((line, plan))
     if problems:
         raise Conflict(
             "Some units cannot be cancelled: only back-ordered units and allocated units not yet packed can be.",
@@ -257,120 +465,100 @@ def cancel_order(
             f"Order {order_number} has no outstanding units to cancel.",
             [{"field": "lines", "reason": "nothing cancellable"}],
         )
-    _apply_cancel(ctx, plans, in_pick)
-    ctx.event(
+    for line, p in plans:
+        line.backordered_qty -= p.from_backordered
+        line.allocated_qty -= p.freed_allocated
+        line.released_qty -= p.from_pick
+        line.cancelled_qty += p.total
+        product = ws.products[line.sku]
+        product.backordered -= p.from_backordered
+        product.allocated -= p.freed_allocated
+    uow.event(
         "cancelled",
         {
             "reason": reason,
             "lines": [
                 {
-                    "line_no": r.line_no,
-                    "sku": r.sku,
+                    "line_no": line.line_no,
+                    "sku": line.sku,
                     "qty": p.total,
                     "backordered": p.from_backordered,
                     "allocated": p.freed_allocated,
                 }
-                for r, p in plans
+                for line, p in plans
             ],
         },
         order_number=order_number,
     )
-    skus = {r.sku for r, _ in plans}
-    locked = lock_products(ctx, skus)
-    engine.after_stock_change(ctx, locked, "cancellation", order_number, touched_orders=[head.id], redate=skus)
-    return order_view(ctx.conn, order_number)
+    skus = sorted({line.sku for line, _ in plans})
+    engine.after_stock_change(ws, skus, "cancellation", order_number, touched=[order.id or 0], redate_skus=skus)
+    engine.flush(ws)
+    _shrink_pick(ws, plans, in_pick)
+    return order
 
 
-def _units_in_pick(ctx: Ctx, order_id: int) -> dict[int, list[tuple[int, int]]]:
-    """For each line of the order: (shipment id, units) still in pick, oldest shipment first."""
+def _units_in_pick(ws: WorkingSet, order: Order) -> dict[int, list[tuple[int, int, int]]]:
+    """For each line of the order: (shipment line id, shipment id, units) still in pick, oldest first."""
     q = (
-        select(shipment_lines.c.line_id, shipment_lines.c.id, shipment_lines.c.qty)
+        select(shipment_lines.c.line_id, shipment_lines.c.id, shipment_lines.c.shipment_id, shipment_lines.c.qty)
         .join(shipments, shipments.c.id == shipment_lines.c.shipment_id)
         .where(
-            shipments.c.order_id == order_id, shipments.c.status == ShipmentStatus.PICK.value, shipment_lines.c.qty > 0
+            shipments.c.order_id == order.id,
+            shipments.c.status == ShipmentStatus.PICK.value,
+            shipment_lines.c.qty > 0,
         )
         .order_by(shipment_lines.c.id)
     )
-    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for line_id, sl_id, qty in ctx.conn.execute(q):
-        out[line_id].append((sl_id, qty))
+    out: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for line_id, sl_id, shipment_id, qty in ws.conn.execute(q):
+        out[line_id].append((sl_id, shipment_id, qty))
     return out
 
 
-def _apply_cancel(ctx: Ctx, plans: list[tuple[Any, CancelPlan]], in_pick: dict[int, list[tuple[int, int]]]) -> None:
-    ctx.conn.execute(
-        update(order_lines)
-        .where(order_lines.c.id == bindparam("b_id"))
-        .values(
-            backordered_qty=order_lines.c.backordered_qty - bindparam("b_back"),
-            allocated_qty=order_lines.c.allocated_qty - bindparam("b_alloc"),
-            released_qty=order_lines.c.released_qty - bindparam("b_pick"),
-            cancelled_qty=order_lines.c.cancelled_qty + bindparam("b_total"),
-        ),
-        [
-            {
-                "b_id": r.id,
-                "b_back": p.from_backordered,
-                "b_alloc": p.freed_allocated,
-                "b_pick": p.from_pick,
-                "b_total": p.total,
-            }
-            for r, p in plans
-        ],
-    )
-    per_sku: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r, p in plans:
-        per_sku[r.sku][0] += p.from_backordered
-        per_sku[r.sku][1] += p.freed_allocated
-    ctx.conn.execute(
-        update(products)
-        .where(products.c.sku == bindparam("b_sku"))
-        .values(
-            backordered=products.c.backordered - bindparam("b_back"),
-            allocated=products.c.allocated - bindparam("b_alloc"),
-        ),
-        [{"b_sku": s, "b_back": b, "b_alloc": a} for s, (b, a) in sorted(per_sku.items())],
-    )
+def _shrink_pick(
+    ws: WorkingSet, plans: list[tuple[Line, CancelPlan]], in_pick: Mapping[int, Sequence[tuple[int, int, int]]]
+) -> None:
+    """Take cancelled units out of shipments still in pick, oldest first; a shipment left empty is cancelled."""
+    left_in: dict[int, int] = defaultdict(int)  # shipment id -> units it still holds
+    for parts in in_pick.values():
+        for _, shipment_id, qty in parts:
+            left_in[shipment_id] += qty
     shrink: list[dict[str, Any]] = []
-    for r, p in plans:
-        left = p.from_pick
-        for sl_id, qty in in_pick.get(r.id, []):
-            if left <= 0:
+    for line, p in plans:
+        take_total = p.from_pick
+        for sl_id, shipment_id, qty in in_pick.get(line.id or 0, []):
+            if take_total <= 0:
                 break
-            take = min(left, qty)
-            shrink.append({"b_id": sl_id, "b_qty": take})
-            left -= take
-    if shrink:
-        ctx.conn.execute(
-            update(shipment_lines)
-            .where(shipment_lines.c.id == bindparam("b_id"))
-            .values(qty=shipment_lines.c.qty - bindparam("b_qty")),
-            shrink,
-        )
-        emptied = (
-            select(shipment_lines.c.shipment_id)
-            .group_by(shipment_lines.c.shipment_id)
-            .having(func.sum(shipment_lines.c.qty) == 0)
-        )
-        ctx.conn.execute(
-            update(shipments)
-            .where(
-                shipments.c.status == ShipmentStatus.PICK.value,
-                shipments.c.id.in_(
-                    select(shipment_lines.c.shipment_id).where(shipment_lines.c.id.in_([s["b_id"] for s in shrink]))
-                ),
-                shipments.c.id.in_(emptied),
-            )
-            .values(status=ShipmentStatus.CANCELLED.value, updated_at=ctx.now)
-        )
+            take = min(take_total, qty)
+            shrink.append({"id": sl_id, "qty": qty - take})
+            left_in[shipment_id] -= take
+            take_total -= take
+    if not shrink:
+        return
+    update_rows(ws.conn, shipment_lines, "id", shrink)
+    emptied = sorted(s for s, n in left_in.items() if n == 0)
+    update_rows(
+        ws.conn,
+        shipments,
+        "id",
+        [{"id": s, "status": ShipmentStatus.CANCELLED.value, "updated_at": ws.uow.now} for s in emptied],
+    )
 
 
-def set_priority(ctx: Ctx, order_number: str, priority: int, channel: str | None = None) -> dict[str, Any]:
+def set_priority(uow: UnitOfWork, order_number: str, priority: int, channel: str | None = None) -> Order:
     """Give an order a manual boost; its waiting lines move in priority-ranked queues."""
-    head, rows = _locked_order(ctx, order_number, channel)
-    ctx.conn.execute(update(orders).where(orders.c.id == head.id).values(priority=priority))
-    ctx.conn.execute(update(order_lines).where(order_lines.c.order_id == head.id).values(priority=priority))
-    ctx.event("priority_changed", {"from": head.priority, "to": priority}, order_number=order_number)
-    engine.recompute_etas(ctx, {r.sku for r in rows if r.backordered_qty > 0})
-    ctx.flush_events()
-    return order_view(ctx.conn, order_number)
+    ws = WorkingSet(uow)
+    order = lock_order(ws, order_number, channel)
+    uow.event("priority_changed", {"from": order.priority, "to": priority}, order_number=order_number)
+    order.priority = priority
+    for line in order.lines:
+        line.priority = priority
+    waiting = sorted({line.sku for line in order.lines if line.backordered_qty > 0})
+    if waiting:
+        engine.read_queues(ws, waiting)
+        engine.redate(ws, waiting, engine.read_supplies(ws, waiting))
+    engine.flush(ws)
+    return order
+
+
+__all__ = ["PlacedOrder", "po_lines", "purchase_orders", "update_rows"]

@@ -13,42 +13,32 @@ from sqlalchemy import Connection, func, select
 from oms.domain.allocation import RuleKey, parse_rule, sort_fields
 from oms.store.queue import order_by
 from oms.store.tables import order_lines
+from oms.store.uow import UnitOfWork
 
 from . import catalog, replenishment
-from .common import Ctx
-
-
-def _waiting_etas(conn: Connection, skus: list[str]) -> dict[int, Any]:
-    q = select(
-        order_lines.c.id, order_lines.c.order_number, order_lines.c.line_no, order_lines.c.sku, order_lines.c.eta
-    ).where(order_lines.c.sku.in_(sorted(set(skus))), order_lines.c.backordered_qty > 0)
-    return {r.id: r for r in conn.execute(q)}
 
 
 def preview_receipt(
-    ctx: Ctx,
+    uow: UnitOfWork,
     grn_number: str,
     lines: list[replenishment.ReceiptLine],
     po_number: str | None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The allocations a receipt would make and every waiting line whose ETA would move."""
-    skus = [line.sku for line in lines]
-    before = _waiting_etas(ctx.conn, skus)
-    result, _ = replenishment.receive_goods(ctx, grn_number, lines, po_number, None, body)
-    after = _waiting_etas(ctx.conn, skus)
+    receipt = replenishment.receive_goods(uow, grn_number, lines, po_number, None, body)
     changes = [
         {
-            "order_number": r.order_number,
-            "line_no": r.line_no,
-            "sku": r.sku,
-            "from": r.eta.isoformat() if r.eta else None,
-            "to": after[i].eta.isoformat() if after[i].eta else None,
+            "order_number": c.line.order_number,
+            "line_no": c.line.line_no,
+            "sku": c.line.sku,
+            "from": c.before.isoformat() if c.before else None,
+            "to": c.line.eta.isoformat() if c.line.eta else None,
         }
-        for i, r in before.items()
-        if i in after and after[i].eta != r.eta
+        for c in receipt.eta_changes
+        if c.line.backordered_qty > 0
     ]
-    return {**result, "eta_changes": changes}
+    return {**receipt.result, "eta_changes": changes}
 
 
 def _positions(conn: Connection, rule: tuple[RuleKey, ...], sku: str | None) -> dict[int, tuple[Any, int]]:
@@ -62,12 +52,12 @@ def _positions(conn: Connection, rule: tuple[RuleKey, ...], sku: str | None) -> 
     return {r.id: (r, int(r.pos)) for r in conn.execute(q)}
 
 
-def preview_rule(ctx: Ctx, keys: list[str], sku: str | None = None, limit: int = 500) -> dict[str, Any]:
+def preview_rule(uow: UnitOfWork, keys: list[str], sku: str | None = None, limit: int = 500) -> dict[str, Any]:
     """Queue positions before and after a proposed allocation rule, for the lines that would move."""
     new_rule = parse_rule(keys)
-    before = _positions(ctx.conn, ctx.rule(), sku)
-    catalog.set_allocation_rule(ctx, keys)
-    after = _positions(ctx.conn, new_rule, sku)
+    before = _positions(uow.conn, uow.rule(), sku)
+    catalog.set_allocation_rule(uow, keys)
+    after = _positions(uow.conn, new_rule, sku)
     moved = sorted(
         (
             {"order_number": r.order_number, "line_no": r.line_no, "sku": r.sku, "before": p, "after": after[i][1]}

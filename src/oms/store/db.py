@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import random
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
-from sqlalchemy.types import TypeDecorator
+
+from .uow import ConfigCache, UnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger("oms.store")
 DEFAULT_URL = "sqlite:///oms.db"
-# Transactions Store.write retried in this process, by cause (SQLSTATE, or "locked" on SQLite).
+# Transactions Store.write retried in this process, by cause (SQLSTATE, or "locked" on SQLite); /metrics shows them.
 RETRIES: Counter[str] = Counter()
 # serialization failure, deadlock; and a unique key taken by a concurrent twin, whose retry then
 # sees the committed row (an order number or GRN sent twice at once).
@@ -43,7 +43,9 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str | None = None, **kw: Any) -> Engine:
     url = normalize_url(url or database_url())
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None, **kw)
+        # A pool of connections (SQLAlchemy's default for a file): the PRAGMAs below and the
+        # schema's parse happen once per connection, not once per transaction.
+        engine = create_engine(url, **kw)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -64,22 +66,52 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
         return engine
     # No JIT: every statement here is short or index-driven, and compiling the plan of a grouped
     # write (the report triggers over a receipt's rows) cost more than running it (30 ms of 35).
+    # No pre-ping: a connection that died in the pool fails its transaction, which Store.write retries.
     kw.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kw)
+    return create_engine(url, pool_size=10, max_overflow=20, **kw)
 
 
 def _retryable(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     if code in _RETRY_SQLSTATES:
         return True
-    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+    if isinstance(exc, OperationalError):
+        return "database is locked" in str(exc.orig) or bool(exc.connection_invalidated)
+    return bool(exc.connection_invalidated)
+
+
+class FairLock:
+    """A ticket lock: threads enter in the order they arrived (a plain Lock promises no order).
+
+    SQLite has one writer at a time; without it, writers of one process poll the database's lock
+    and a hot SKU's orders are served in whatever order the polls happen to win.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *_: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 class Store:
-    """A database: one engine, and transactions opened and committed in one place."""
+    """A database: one engine, the settings this process caches, and transactions opened and committed in one place."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.config = ConfigCache()
+        self._writers = FairLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -93,111 +125,57 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def write(self, use_case: Callable[[Connection], T], attempts: int = 8) -> T:
-        """Run one use case in one transaction; retry it whole on deadlock or serialization failure.
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        with self._writers:
+            yield
 
-        The transaction commits when the use case returns and rolls back when it raises.
+    def write(
+        self,
+        use_case: Callable[[UnitOfWork], T],
+        *,
+        actor: str = "system",
+        now: datetime | None = None,
+        attempts: int = 8,
+    ) -> T:
+        """Run one use case in one transaction and commit it with the events it recorded.
+
+        The transaction rolls back when the use case raises. A deadlock, serialization failure,
+        unique-key race or lost connection runs the use case again, whole, after a random pause
+        (full jitter, so retries of a hot SKU do not collide again in step).
         """
         for attempt in range(1, attempts + 1):
+            committing = False
             try:
-                with self._begin(readonly=False) as conn:
-                    return use_case(conn)
+                with self._writer(), self._begin(readonly=False) as conn:
+                    uow = UnitOfWork(conn, self.config, actor, now)
+                    result = use_case(uow)
+                    uow.write_events()
+                    committing = True
+                return result
             except DBAPIError as exc:
-                if attempt == attempts or not _retryable(exc):
+                # A connection lost while committing may or may not have committed: never run that twice.
+                lost_in_commit = committing and exc.connection_invalidated
+                if attempt == attempts or lost_in_commit or not _retryable(exc):
                     raise
-                cause = str(getattr(exc.orig, "sqlstate", None) or "locked")
+                cause = str(getattr(exc.orig, "sqlstate", None) or ("lost" if exc.connection_invalidated else "locked"))
                 RETRIES[cause] += 1
                 log.warning("transaction retried", extra={"cause": cause, "attempt": attempt})
-                time.sleep(min(0.5, 0.005 * 2**attempt))
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
         raise AssertionError("unreachable")
 
-    def dry_run(self, use_case: Callable[[Connection], T]) -> T:
+    def dry_run(self, use_case: Callable[[UnitOfWork], T], *, actor: str = "system") -> T:
         """Run a use case exactly as `write` would, then roll it back: what-if previews."""
-        with self.engine.connect() as conn, conn.begin() as tx:
+        with self._writer(), self.engine.connect() as conn, conn.begin() as tx:
             try:
-                return use_case(conn)
+                return use_case(UnitOfWork(conn, self.config, actor))
             finally:
                 tx.rollback()
 
     def read(self, query: Callable[[Connection], T]) -> T:
+        """Run a read in its own transaction (a snapshot on SQLite; statement-consistent on PostgreSQL)."""
         with self._begin(readonly=True) as conn:
             return query(conn)
-
-
-# ---- set-based writes of many rows ---------------------------------------------------------------
-# PostgreSQL: one statement over all the rows, passed as ONE JSON text parameter that the server
-# expands (json_populate_recordset / json_to_recordset). An executemany there is one statement per
-# row, and psycopg's text array dumper escapes each element in Python (~50 us per value), so both
-# cost more than the write itself. SQLite runs in process, where one executemany of a prepared
-# statement is as cheap as a temporary table, so it gets that.
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return str(v)
-    raise TypeError(f"cannot send {type(v).__name__} as JSON")
-
-
-def _rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(list(rows), default=_json_value)
-
-
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT many rows (all with the same keys) in one statement on PostgreSQL, one executemany on SQLite.
-
-    Ids (serial keys) follow the rows' order on both.
-    """
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), list(rows))
-        return
-    names = list(rows[0])
-    decorated: list[tuple[str, Any]] = [
-        (n, table.c[n].type) for n in names if isinstance(table.c[n].type, TypeDecorator)
-    ]
-    if decorated:
-        rows = [
-            dict(r) | {n: t.process_bind_param(r[n], conn.dialect) for n, t in decorated}  # e.g. UTC timestamps
-            for r in rows
-        ]
-    cols = ", ".join(names)
-    sql = (
-        f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table.name}, "
-        "CAST(:rows AS json)) WITH ORDINALITY AS v ORDER BY v.ordinality"
-    )
-    conn.execute(text(sql), {"rows": _rows_json(rows)})
-
-
-def update_rows(
-    conn: Connection,
-    table: str,
-    key: tuple[str, str],
-    sets: Mapping[str, str],
-    types: Mapping[str, str],
-    rows: Sequence[Mapping[str, Any]],
-) -> None:
-    """UPDATE many rows of `table`, each found by key[0] = its field key[1].
-
-    `sets` maps a column to its new value in SQL, with {field} for the row's fields (named b_*, so
-    never a column's name); `types` gives each field's PostgreSQL type. One UPDATE ... FROM
-    json_to_recordset(...) on PostgreSQL, one executemany on SQLite.
-    """
-    if not rows:
-        return
-    names = list(types)
-    if conn.dialect.name == "postgresql":
-        ref = {n: f"v.{n}" for n in names}
-        assign = ", ".join(f"{col} = {expr.format(**ref)}" for col, expr in sets.items())
-        shape = ", ".join(f"{n} {types[n]}" for n in names)
-        sql = (
-            f"UPDATE {table} SET {assign} FROM json_to_recordset(CAST(:rows AS json)) AS v({shape}) "
-            f"WHERE {table}.{key[0]} = v.{key[1]}"
-        )
-        conn.execute(text(sql), {"rows": _rows_json([{n: r[n] for n in names} for r in rows])})
-        return
-    ref = {n: f":{n}" for n in names}
-    assign = ", ".join(f"{col} = {expr.format(**ref)}" for col, expr in sets.items())
-    conn.execute(text(f"UPDATE {table} SET {assign} WHERE {key[0]} = :{key[1]}"), [dict(r) for r in rows])

@@ -68,6 +68,15 @@ settings = Table(
     Column("version", Integer, nullable=False, server_default="1"),
 )
 
+# One row: bumped in the transaction of every change to what processes cache (settings, API keys),
+# so each process sees a change at its next transaction (oms.store.uow, oms.services.keys).
+settings_version = Table(
+    "settings_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Id, nullable=False),
+)
+
 orders = Table(
     "orders",
     metadata,
@@ -247,10 +256,13 @@ shipment_lines = Table(
     Column("qty", Integer, nullable=False),
 )
 
+# A transaction's events carry its batch; the batch row waits in event_batches until the worker has
+# turned the events into notifications (oms.services.notifications), then it is deleted.
 events = Table(
     "events",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
+    Column("batch_id", Id, index=True),  # None for events recorded before migration 0011
     Column("at", UTCDateTime, nullable=False),
     Column("type", String(40), nullable=False),
     Column("actor", String(100), nullable=False),
@@ -258,6 +270,16 @@ events = Table(
     Column("sku", SKU, index=True),
     Column("po_number", String(64)),
     Column("data", JSON, nullable=False),
+)
+
+# Transactions whose events are not yet turned into notifications. Ids are drawn when the events are
+# written, the last thing a transaction does while it holds its row locks, so two transactions that
+# touch the same order get batch ids in commit order (oms.services.notifications relies on it).
+event_batches = Table(
+    "event_batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 api_keys = Table(

@@ -21,7 +21,7 @@ from oms.domain.access import Action
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
 from oms.services import orders
-from oms.services.common import Ctx, utcnow
+from oms.store.uow import UnitOfWork, utcnow
 
 from .auth import require_user
 from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, store_of, whole, write
@@ -190,13 +190,13 @@ def backorders_action(
         if action == "cancel":
             body = s.CancelIn.model_validate({"reason": form.get("reason", "")})
             if not errors:
-                n = write(request, user, lambda ctx: _cancel_waiting(ctx, selected, body.reason))
+                n = write(request, user, lambda uow: _cancel_waiting(uow, selected, body.reason))
                 flash(request, f"Cancelled {n} waiting units on {sum(map(len, selected.values()))} lines.")
                 return redirect("/backorders?" + back)
         elif action == "priority":
             prio = s.PriorityIn.model_validate({"priority": whole(form.get("priority"))})
             if not errors:
-                write(request, user, lambda ctx: _set_priorities(ctx, selected, prio.priority))
+                write(request, user, lambda uow: _set_priorities(uow, selected, prio.priority))
                 flash(request, f"Priority {prio.priority} set on {len(selected)} orders.")
                 return redirect("/backorders?" + back)
         else:
@@ -210,19 +210,19 @@ def backorders_action(
     return _page(request, params, status, errors, kept)
 
 
-def _cancel_waiting(ctx: Ctx, selected: dict[str, list[int]], reason: str) -> int:
+def _cancel_waiting(uow: UnitOfWork, selected: dict[str, list[int]], reason: str) -> int:
     """Cancel the units still waiting on each selected line: one transaction for the whole selection."""
     total = 0
     for order_number, line_nos in sorted(selected.items()):
-        lines = {line["line_no"]: line for line in views.order_view(ctx.conn, order_number)["lines"]}
+        lines = {line["line_no"]: line for line in views.order_view(uow.conn, order_number)["lines"]}
         todo = [(no, lines[no]["backordered_qty"]) for no in sorted(set(line_nos)) if no in lines]
         todo = [(no, q) for no, q in todo if q > 0]
         if todo:
-            orders.cancel_order(ctx, order_number, reason, todo)
+            orders.cancel_order(uow, order_number, reason, todo)
             total += sum(q for _, q in todo)
     return total
 
 
-def _set_priorities(ctx: Ctx, selected: dict[str, list[int]], priority: int) -> None:
+def _set_priorities(uow: UnitOfWork, selected: dict[str, list[int]], priority: int) -> None:
     for order_number in sorted(selected):
-        orders.set_priority(ctx, order_number, priority)
+        orders.set_priority(uow, order_number, priority)

@@ -39,7 +39,7 @@ def create(
         return
     secret = password or secrets.token_urlsafe(12)
     try:
-        user = store.write(lambda c: create_user(c, name, role, secret))
+        user = store.write(lambda uow: create_user(uow.conn, name, role, secret))
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/]")
         raise typer.Exit(1) from exc
@@ -66,7 +66,7 @@ def disable(name: str) -> None:
     """Stop a user signing in; their open sessions end at their next request."""
     from .users import disable_user
 
-    if not _store().write(lambda c: disable_user(c, name)):
+    if not _store().write(lambda uow: disable_user(uow.conn, name)):
         console.print(f"[red]no enabled user '{name}'[/]")
         raise typer.Exit(1)
     console.print(f"user '{name}' disabled")

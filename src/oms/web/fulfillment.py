@@ -15,7 +15,7 @@ from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.services import fulfillment
-from oms.services.common import Ctx
+from oms.store.uow import UnitOfWork
 
 from .auth import require_user
 from .queries import SHIPMENT_COLUMNS
@@ -66,9 +66,9 @@ def board(request: Request, user: User = Depends(require_user(Action.FULFIL))) -
     return _board(request)
 
 
-def _advance_all(ctx: Ctx, ids: list[int], carrier: str | None, tracking: str | None) -> list[dict[str, Any]]:
+def _advance_all(uow: UnitOfWork, ids: list[int], carrier: str | None, tracking: str | None) -> list[dict[str, Any]]:
     """Every chosen shipment one step, in one transaction: all move or none does."""
-    return [fulfillment.advance_shipment(ctx, i, carrier, tracking) for i in ids]
+    return [{"status": fulfillment.advance_shipment(uow, i, carrier, tracking).status} for i in ids]
 
 
 @router.post("/fulfillment/advance", response_class=HTMLResponse)
@@ -93,7 +93,7 @@ def advance(
             }
         )
         if not errors:
-            moved = write(request, user, lambda ctx: _advance_all(ctx, ids, body.carrier, body.tracking_number))
+            moved = write(request, user, lambda uow: _advance_all(uow, ids, body.carrier, body.tracking_number))
             states = sorted({m["status"].replace("_", " ") for m in moved})
             flash(request, f"{len(moved)} shipment(s) moved to {', '.join(states)}: " + ", ".join(f"#{i}" for i in ids))
             return redirect("/fulfillment" + (f"?{request.url.query}" if request.url.query else ""))

@@ -100,7 +100,7 @@ def cancel(
         body = s.CancelIn.model_validate({"reason": form.get("reason", ""), "lines": lines or None})
         if not errors:
             pairs = [(line.line_no, line.qty) for line in body.lines or []]
-            write(request, user, lambda ctx: orders.cancel_order(ctx, order_number, body.reason, pairs))
+            write(request, user, lambda uow: orders.cancel_order(uow, order_number, body.reason, pairs))
             flash(request, f"Cancelled {sum(q for _, q in pairs)} units of {order_number}.")
             return redirect("/orders/" + quote(order_number, safe=""))
         status = 422
@@ -122,7 +122,7 @@ def priority(
     order_number = str(form.get("order_number", ""))
     try:
         body = s.PriorityIn.model_validate({"priority": whole(form.get("priority"))})
-        write(request, user, lambda ctx: orders.set_priority(ctx, order_number, body.priority))
+        write(request, user, lambda uow: orders.set_priority(uow, order_number, body.priority))
     except ValidationError as exc:
         errors = validation_errors(exc)
         return _page(request, order_number, 422, errors, form)

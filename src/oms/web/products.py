@@ -14,7 +14,7 @@ from oms import views
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.services import catalog
-from oms.services.common import Ctx, utcnow
+from oms.store.uow import UnitOfWork, utcnow
 
 from .auth import require_user
 from .policy_form import MODES, parse_policy, policy_form
@@ -82,13 +82,13 @@ def set_policy(
         errors.summary = "The policy was not saved: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
         return _page(request, sku, 422, errors, form)
 
-    def use_case(ctx: Ctx) -> bool:
+    def use_case(uow: UnitOfWork) -> bool:
         """Only the policy changes: name, price and lead time are read in the same transaction."""
-        product = views.product_view(ctx.conn, sku)
+        product = views.product_view(uow.conn, sku)
         spec = catalog.ProductSpec(
             sku, product["name"], Decimal(product["unit_price"]), product["lead_time_days"], policy
         )
-        return catalog.put_product(ctx, spec)
+        return catalog.put_product(uow, spec).created
 
     try:
         write(request, user, use_case)

@@ -137,7 +137,7 @@ def change_dates(
     try:
         body = s.PurchaseOrderPatch.model_validate({"lines": changes})
         moves = [replenishment.PoLineChange(line.sku, line.expected_date, None) for line in body.lines]
-        write(request, user, lambda ctx: replenishment.patch_po(ctx, po_number, moves))
+        write(request, user, lambda uow: replenishment.patch_po(uow, po_number, moves))
     except ValidationError as exc:
         errors = FormErrors(
             {
@@ -182,7 +182,7 @@ def create_po(
             }
         )
         po_lines = [replenishment.PoLine(line.sku, line.qty, line.expected_date) for line in body.lines]
-        write(request, user, lambda ctx: replenishment.create_po(ctx, body.po_number, body.supplier, po_lines))
+        write(request, user, lambda uow: replenishment.create_po(uow, body.po_number, body.supplier, po_lines))
     except ValidationError as exc:
         errors = _row_errors(validation_errors(exc), rows, origin)
         return render(request, "po_new.html", 422, form=form, rows=rows, errors=errors)
@@ -242,13 +242,13 @@ def receive(
     confirm = form.get("action") == "confirm" and form.get("previewed") == digest
     try:
         if confirm:
-            result, _ = write(
+            result = write(
                 request,
                 user,
-                lambda ctx: replenishment.receive_goods(
-                    ctx, body.grn_number, receipt_lines, body.po_number, None, dumped
+                lambda uow: replenishment.receive_goods(
+                    uow, body.grn_number, receipt_lines, body.po_number, None, dumped
                 ),
-            )
+            ).result
             units = sum(a["qty"] for a in result["allocations"])
             flash(
                 request,
@@ -258,7 +258,7 @@ def receive(
         result = dry_run(
             request,
             user,
-            lambda ctx: preview.preview_receipt(ctx, body.grn_number, receipt_lines, body.po_number, dumped),
+            lambda uow: preview.preview_receipt(uow, body.grn_number, receipt_lines, body.po_number, dumped),
         )
     except DomainError as exc:
         errors = _row_errors(domain_errors(exc), rows, origin)

@@ -15,8 +15,8 @@ from sqlalchemy import Connection
 
 from oms.domain.access import Action
 from oms.domain.errors import DomainError, NotFound
-from oms.services.common import Ctx
 from oms.store.db import Store
+from oms.store.uow import UnitOfWork
 
 from .auth import WebError, csrf_token, may
 from .users import User
@@ -50,14 +50,14 @@ def read(request: Request, query: Callable[[Connection], T]) -> T:
         raise WebError(404, "Not found", exc.detail) from exc
 
 
-def write(request: Request, user: User, use_case: Callable[[Ctx], T]) -> T:
+def write(request: Request, user: User, use_case: Callable[[UnitOfWork], T]) -> T:
     """One action, one transaction, through the same use cases as the API; the person is the actor."""
-    return store_of(request).write(lambda conn: use_case(Ctx(conn, actor=user.username)))
+    return store_of(request).write(use_case, actor=user.username)
 
 
-def dry_run(request: Request, user: User, use_case: Callable[[Ctx], T]) -> T:
+def dry_run(request: Request, user: User, use_case: Callable[[UnitOfWork], T]) -> T:
     """The real use case, rolled back: what-if previews."""
-    return store_of(request).dry_run(lambda conn: use_case(Ctx(conn, actor=user.username)))
+    return store_of(request).dry_run(use_case, actor=user.username)
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:

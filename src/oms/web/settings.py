@@ -98,10 +98,10 @@ def rule(
     proposed = [k for k in order if k in used]
     try:
         if form.get("action") == "save":
-            write(request, user, lambda ctx: catalog.set_allocation_rule(ctx, proposed))
+            write(request, user, lambda uow: catalog.set_allocation_rule(uow, proposed))
             flash(request, "Allocation rule saved: " + " → ".join(proposed) + ". Every queue follows it now.")
             return redirect("/settings")
-        result = dry_run(request, user, lambda ctx: preview.preview_rule(ctx, proposed))
+        result = dry_run(request, user, lambda uow: preview.preview_rule(uow, proposed))
     except DomainError as exc:
         errors = domain_errors(exc)
         errors["keys"] = errors.get("keys") or exc.detail
@@ -122,7 +122,7 @@ def default_policy(
         errors.summary = "The default policy was not saved: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
         return _page(request, order, current, 422, errors, form)
     try:
-        write(request, user, lambda ctx: catalog.set_default_policy(ctx, policy))
+        write(request, user, lambda uow: catalog.set_default_policy(uow, policy))
     except DomainError as exc:
         return _page(request, order, current, exc.status, domain_errors(exc), form)
     flash(request, f"Default back-order policy saved: {policy.mode.value}.")
