@@ -89,7 +89,10 @@ class Store:
     def _begin(self, readonly: bool) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             if readonly:
-                conn = conn.execution_options(readonly=True)
+                # SQLite: a deferred BEGIN (the "begin" listener). PostgreSQL: BEGIN READ ONLY, so a
+                # read that writes fails here as it would on a replica; SQLAlchemy resets the flag
+                # when the connection goes back to the pool.
+                conn = conn.execution_options(readonly=True, postgresql_readonly=True)
             with conn.begin():
                 yield conn
 
@@ -120,6 +123,7 @@ class Store:
                 tx.rollback()
 
     def read(self, query: Callable[[Connection], T]) -> T:
+        """Run a query in one read-only transaction (reads never write: they must work on a replica)."""
         with self._begin(readonly=True) as conn:
             return query(conn)
 
