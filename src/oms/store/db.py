@@ -89,11 +89,14 @@ class Store:
     def _begin(self, readonly: bool) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             if readonly:
-                # SQLite: a deferred BEGIN (the "begin" listener). PostgreSQL: BEGIN READ ONLY, so a
-                # read that writes fails here as it would on a replica; SQLAlchemy resets the flag
-                # when the connection goes back to the pool.
-                conn = conn.execution_options(readonly=True, postgresql_readonly=True)
+                conn = conn.execution_options(readonly=True)  # SQLite: a deferred BEGIN (the "begin" listener)
             with conn.begin():
+                if readonly and conn.dialect.name == "postgresql":
+                    # A read that writes fails here as it would on a replica. A statement, not the
+                    # postgresql_readonly option: SQLAlchemy resets psycopg's read_only to False on the
+                    # pooled connection, which then begins every transaction READ WRITE, overriding a
+                    # read-only default_transaction_read_only (and refused on a hot standby).
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 yield conn
 
     def write(self, use_case: Callable[[Connection], T], attempts: int = 8) -> T:
