@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Connection, event, func, select, text, type_coerce
 
 from oms import reports
 from oms.domain.allocation import Tier
@@ -281,6 +281,38 @@ def test_a_second_folder_does_not_fold_a_table_another_is_folding(store: Store) 
     assert store.read(rollups.current) == store.read(rollups.recount)
     rollups.fold_rollups(store)
     assert store.read(rollups.current) == store.read(rollups.recount)
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite has no deltas to fold
+def test_a_fold_committing_while_customers_are_ranked_counts_each_customer_once(store: Store) -> None:
+    """The worker's fold may commit between the statements of a read (read committed): a customer
+    whose only rows were deltas, folded in between, is still one group, not two."""
+    random_history(store, 41, steps=15)
+    rollups.fold_rollups(store)
+    for cid in ("K8", "K9"):  # new customers: their keys have delta rows only
+        spec = catalog.CustomerSpec(cid, cid, f"{cid}@x.test", Tier.GOLD)
+        store.write(lambda conn, s=spec: catalog.put_customer(Ctx(conn, actor="test", now=T0), s))
+        cmd = orders.PlaceOrder(f"NEW-{cid}", "web", cid, [orders.NewLine("D", 50)])
+        store.write(lambda conn, o=cmd: orders.place_order(Ctx(conn, actor="test", now=T0 + timedelta(days=50)), o))
+    c = report_waiting_customer_rollup
+    where = [c.c.channel == ""]
+    expected = store.read(lambda conn: rollups.ranked(conn, c, "customer_id", where, 3))
+    assert [k for k, *_ in expected[1][:2]] == ["K8", "K9"]
+    folded: list[int] = []
+
+    def fold_after_the_first_statement(conn: Connection, *args: Any) -> None:
+        if not folded:
+            folded.append(rollups.fold_rollups(store))  # another transaction, committed
+
+    def ranking(conn: Connection) -> Any:
+        event.listen(conn, "after_cursor_execute", fold_after_the_first_statement)
+        try:
+            return rollups.ranked(conn, c, "customer_id", where, 3)
+        finally:
+            event.remove(conn, "after_cursor_execute", fold_after_the_first_statement)
+
+    assert store.read(ranking) == expected
+    assert folded[0] > 0
 
 
 def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thousand(store: Store) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Table, case, cast, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Connection, Date, Table, cast, func, select, text, type_coerce
 
 from oms.store.db import Store
 from oms.store.tables import (
@@ -207,23 +207,16 @@ def ranked(
     Reads the folded rows' top `limit + k` in one ordered scan instead of grouping every key, and
     sums every row of only the k keys that have delta rows (however many the writers appended since
     the last fold): a key without any is exactly its folded row (`fold` keeps one per key), so the
-    first `limit` keys without deltas are among those read. Writes nothing.
+    first `limit` keys without deltas are among those read. The keys with lines are the folded keys
+    without deltas and the keys with deltas whose sum has lines. Writes nothing.
     """
     col = table.c[key]
     sums = (table.c.lines, table.c.units, _cents(table.c.value))
-    moved = select(col).where(table.c.delta == 1, *where).distinct().subquery("moved")
+    moved = select(col).where(table.c.delta == 1, *where)
     changed = {
-        r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+        r[0]: (int(r[1]), int(r[2]), int(r[3]))
         for r in conn.execute(
-            select(
-                col,
-                func.sum(table.c.lines),
-                func.sum(table.c.units),
-                func.sum(_cents(table.c.value)),
-                func.coalesce(func.sum(case((table.c.delta == 0, table.c.lines), else_=0)), 0),
-            )
-            .where(col.in_(select(moved.c[key])), *where)
-            .group_by(col)
+            select(col, *(func.sum(s) for s in sums)).where(col.in_(moved.distinct()), *where).group_by(col)
         )
     }
     folded = [table.c.delta == 0, table.c.lines > 0, *where]
@@ -231,8 +224,11 @@ def ranked(
         select(col, *sums).where(*folded).order_by(table.c.units.desc(), col).limit(limit + len(changed))
     ).all()
     rows = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in top if r[0] not in changed]
-    rows += [(k, lines, units, value) for k, (lines, units, value, _) in changed.items() if lines > 0]
+    rows += [(k, lines, units, value) for k, (lines, units, value) in changed.items() if lines > 0]
     rows.sort(key=lambda r: (-r[2], r[0]))
-    with_lines = conn.execute(select(func.count()).select_from(table).where(*folded)).scalar_one()
-    gone = sum(1 for *_, was in changed.values() if was > 0)  # counted by their folded row
-    return with_lines - gone + sum(1 for c in changed.values() if c[0] > 0), rows[:limit]
+    # Counted in one statement, so in one snapshot: the worker's fold may commit between this
+    # function's statements, and a key folded in between must not count both as folded and as moved.
+    still = select(func.count()).select_from(table).where(*folded, col.not_in(moved)).scalar_subquery()
+    summed = select(col).where(col.in_(moved), *where).group_by(col).having(func.sum(table.c.lines) > 0).subquery()
+    groups = conn.execute(select(still + select(func.count()).select_from(summed).scalar_subquery())).scalar_one()
+    return int(groups), rows[:limit]
