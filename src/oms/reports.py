@@ -9,7 +9,9 @@ Figures that would otherwise recount every line (waiting lines by age, channel a
 units that waited) read small rollup tables that database triggers keep exact in every writer's
 transaction (migration 0009, oms.services.rollups); see "rollups" below for when they apply. The
 breakdowns by SKU and by customer rank their groups from the waiting-line rollups of migration
-0010 (see `_pending_top`).
+0010 (see `_pending_top`). A key's figures are the sum of all its rows, folded or not, and every
+query here sums them (or, ranking customers, sums the keys with delta rows: `rollups.ranked`), so
+reports never fold: they write nothing and run in read-only transactions, on a replica too.
 
 Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
 time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
@@ -342,7 +344,6 @@ def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> 
     but the few holding a bucket boundary lies in one bucket and is read from the rollup; those few
     are counted from their lines.
     """
-    rollups.fold(conn, "report_pending_rollup")
     p = report_pending_rollup
     edges = _boundary_hours(now)
     label = _bucket_label(now, p.c.placed_hour)
@@ -403,7 +404,6 @@ def _oldest_waiting(conn: Connection, f: Filters, by: str | None = None, key: An
 
 def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
     """Placement facts of an aligned period by day and channel."""
-    rollups.fold(conn, "report_placed_rollup")
     p = report_placed_rollup
     return list(
         conn.execute(
@@ -510,7 +510,6 @@ def _pending_top(
     """
     if group_by == "sku":  # rows per SKU and channel: summed per SKU (10k SKUs)
         t = report_waiting_sku_rollup
-        rollups.fold(conn, t.name)
         units = func.sum(t.c.units)
         found = conn.execute(
             select(t.c.sku, func.sum(t.c.lines), units, func.sum(cents(t.c.value)), func.count().over())
@@ -524,7 +523,6 @@ def _pending_top(
         ranked = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in found]
     else:  # one row per customer and channel, '' for every channel: ranked without grouping
         c = report_waiting_customer_rollup
-        rollups.fold(conn, c.name)
         groups, ranked = rollups.ranked(conn, c, "customer_id", [c.c.channel == (f.channel or "")], limit)
     if not ranked:
         return 0, []
@@ -573,7 +571,6 @@ def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> d
     """Units waiting per age bucket of each SKU: whole days from the day rollup, and the few days
     holding a bucket boundary (now - N days) from the SKUs' lines of that day (an index range each)."""
     d = report_waiting_sku_day_rollup
-    rollups.fold(conn, d.name)
     edges = sorted({(now - timedelta(days=youngest)).astimezone(UTC).date() for _, youngest in AGE_BUCKETS[1:]})
     days = conn.execute(
         select(d.c.sku, d.c.placed_day, func.sum(d.c.units))
@@ -842,7 +839,6 @@ def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
 def _units_backordered(conn: Connection, f: Filters) -> int:
     """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
     if _aligned(f):
-        rollups.fold(conn, "report_placed_rollup")
         p = report_placed_rollup
         q = select(func.coalesce(func.sum(p.c.units_backordered), 0)).where(
             p.c.backordered_day.is_not(None), *_day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
@@ -949,7 +945,6 @@ def _fill_rate_rolled(conn: Connection, f: Filters, group_by: str) -> dict[str, 
     """`fill_rate` from the rollups: by day, week or channel over an aligned period; by SKU over all time."""
     rows: list[Any]
     if group_by == "sku":
-        rollups.fold(conn, "report_sku_rollup")
         k = report_sku_rollup
         rows = list(
             conn.execute(

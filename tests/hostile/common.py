@@ -42,8 +42,7 @@ PROBLEM = "application/problem+json"
 def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table in the store, in primary-key order.
 
-    Left out: a key's last use (a usage clock) and the reports' rollup counters (derived from the
-    orders and lines compared here, and folded together when a report reads them)."""
+    Left out: a key's last use (a usage clock). The reports' rollups are in: reads never fold them."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with store.engine.connect() as conn:
         for name in inspect(conn).get_table_names():
@@ -51,8 +50,6 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
             if table is None:  # Alembic's own table, or one this checkout's metadata does not name
                 rows = conn.execute(text(f'SELECT * FROM "{name}"')).all()
                 out[name] = sorted((tuple(r) for r in rows), key=repr)
-                continue
-            if name.startswith("report_"):  # counters derived from the rows compared here, folded when read
                 continue
             cols = [c for c in table.c if not (table is api_keys and c.name == "last_used_at")]
             rows = conn.execute(select(*cols).order_by(*table.primary_key.columns)).all()

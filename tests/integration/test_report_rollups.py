@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Connection, event, func, select, text, type_coerce
 
 from oms import reports
 from oms.domain.allocation import Tier
@@ -124,18 +124,25 @@ def test_rollups_equal_a_recount_and_reports_agree_with_the_line_by_line_path(st
     last = random_history(store, seed, steps=45)
     counted = store.read(rollups.recount)
     assert sum(len(v) for v in counted.values()) > 10  # the history wrote lines of several days and tiers
-    assert store.read(lambda c: (rollups.fold(c), rollups.current(c))[1]) == counted
+    assert store.read(rollups.current) == counted  # unfolded: a key's figures are the sum of its rows
     n_lines = store.read(lambda c: c.scalar(select(text("count(*)")).select_from(order_lines)))
     assert n_lines >= 15
-    for now in (last + timedelta(hours=5, minutes=17), last + timedelta(days=9)):
+    cases = [
+        (now, f)
+        for now in (last + timedelta(hours=5, minutes=17), last + timedelta(days=9))
         for f in (
             reports.Filters(),
             reports.Filters(channel="web"),
             reports.Filters(D0 + timedelta(days=3), D0 + timedelta(days=12)),
             reports.Filters(D0 - timedelta(days=10), D0 + timedelta(days=20), "pos"),
-        ):
-            assert reports._aligned(f) and not reports._whole_hours(unaligned(f))
-            assert figures(store, f, now) == figures(store, unaligned(f), now), (f, now)
+        )
+    ]
+    unfolded = {(now, f): figures(store, f, now) for now, f in cases}  # PostgreSQL: every write's deltas
+    rollups.fold_rollups(store)
+    assert store.read(rollups.current) == counted
+    for now, f in cases:
+        assert reports._aligned(f) and not reports._whole_hours(unaligned(f))
+        assert figures(store, f, now) == unfolded[now, f] == figures(store, unaligned(f), now), (f, now)
     fast = store.read(lambda c: reports.fill_rate(c, reports.Filters(), "sku"))
     slow = store.read(lambda c: reports.fill_rate(c, unaligned(reports.Filters()), "sku"))
     assert fast == slow and len(fast["items"]) == len(SKUS)
@@ -146,7 +153,10 @@ def test_postgresql_writers_append_deltas_that_a_fold_sums_into_one_row_per_key(
     before = store.read(rollups.current)
     if store.dialect == "postgresql":
         assert store.read(lambda c: c.scalar(text("SELECT count(*) FROM report_pending_rollup WHERE delta = 1"))) > 0
-    store.write(lambda uow: rollups.fold(uow.conn))
+    folded = rollups.fold_rollups(store)
+    if store.dialect == "postgresql":
+        assert folded > 0
+    assert rollups.fold_rollups(store) == 0  # nothing left to fold
     assert store.read(rollups.current) == before == store.read(rollups.recount)
     for name, keys in rollups.KEYS.items():
         dupes = store.read(
@@ -160,9 +170,9 @@ def test_postgresql_writers_append_deltas_that_a_fold_sums_into_one_row_per_key(
 
 def test_ranking_from_folded_rows_and_unfolded_deltas_equals_grouping_every_row(store: Store) -> None:
     """`rollups.ranked` reads the folded rows' top and sums only keys with delta rows (PostgreSQL
-    writers append those until a reader folds them): it must rank exactly as grouping every row."""
+    writers append those until the worker folds them): it must rank exactly as grouping every row."""
     random_history(store, 11, steps=25)
-    store.write(lambda uow: rollups.fold(uow.conn))
+    rollups.fold_rollups(store)
     random_history(store, 12, steps=25)  # more writes: fresh delta rows on PostgreSQL, not folded
     c = report_waiting_customer_rollup
     if store.dialect == "postgresql":
@@ -188,9 +198,10 @@ def test_ranking_from_folded_rows_and_unfolded_deltas_equals_grouping_every_row(
             assert got == (len(grouped), grouped[:limit]), (channel, limit)
 
 
-def test_reports_folding_while_writers_append_keep_one_folded_row_per_key(store: Store) -> None:
-    """Readers fold (PostgreSQL) while writers append deltas: the sums stay exact, and no key ever
-    gets two folded rows (the advisory try-lock lets one transaction fold a table at a time)."""
+def test_folding_while_writers_append_and_reports_read_keeps_one_folded_row_per_key(store: Store) -> None:
+    """Two folders (PostgreSQL) run while writers append deltas and reports read: the sums stay
+    exact, and no key ever gets two folded rows (the advisory try-lock lets one transaction fold a
+    table at a time)."""
     random_history(store, 21, steps=10)
     now = T0 + timedelta(days=40)
     rnd = random.Random(22)
@@ -219,14 +230,15 @@ def test_reports_folding_while_writers_append_keep_one_folded_row_per_key(store:
                 )
         return len(cmds)
 
-    def read(n: int) -> int:
+    def read_and_fold(n: int) -> int:
         for _ in range(n):
             for g in ("sku", "customer"):
                 store.read(reports.run("backorders", reports.Filters(), now, g, 2))
+            rollups.fold_rollups(store)
         return n
 
     with ThreadPoolExecutor(5) as pool:
-        done = [pool.submit(write, b) for b in batches] + [pool.submit(read, 12) for _ in range(2)]
+        done = [pool.submit(write, b) for b in batches] + [pool.submit(read_and_fold, 12) for _ in range(2)]
         assert sum(f.result(timeout=300) for f in done) == 3 * 12 + 2 * 12
     for name, keys in rollups.KEYS.items():
         twice = store.read(
@@ -238,11 +250,13 @@ def test_reports_folding_while_writers_append_keep_one_folded_row_per_key(store:
             )
         )
         assert twice == 0, name
-    assert store.read(lambda c: (rollups.fold(c), rollups.current(c))[1]) == store.read(rollups.recount)
+    assert store.read(rollups.current) == store.read(rollups.recount)
+    rollups.fold_rollups(store)
+    assert store.read(rollups.current) == store.read(rollups.recount)
 
 
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite adds into one row per key
-def test_a_second_reader_does_not_fold_a_table_another_is_folding(store: Store) -> None:
+def test_a_second_folder_does_not_fold_a_table_another_is_folding(store: Store) -> None:
     """Without the advisory lock, B would fold the deltas written after A's fold began into a second
     folded row for the same key (SKIP LOCKED passes over A's rows), and `ranked` would miscount."""
     random_history(store, 31, steps=15)
@@ -264,7 +278,41 @@ def test_a_second_reader_does_not_fold_a_table_another_is_folding(store: Store) 
     )
     assert twice == 0
     assert store.read(lambda c: c.scalar(text(f"SELECT count(*) FROM {table} WHERE delta = 1"))) > 0  # left for later
-    assert store.read(lambda c: (rollups.fold(c), rollups.current(c))[1]) == store.read(rollups.recount)
+    assert store.read(rollups.current) == store.read(rollups.recount)
+    rollups.fold_rollups(store)
+    assert store.read(rollups.current) == store.read(rollups.recount)
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite has no deltas to fold
+def test_a_fold_committing_while_customers_are_ranked_counts_each_customer_once(store: Store) -> None:
+    """The worker's fold may commit between the statements of a read (read committed): a customer
+    whose only rows were deltas, folded in between, is still one group, not two."""
+    random_history(store, 41, steps=15)
+    rollups.fold_rollups(store)
+    for cid in ("K8", "K9"):  # new customers: their keys have delta rows only
+        spec = catalog.CustomerSpec(cid, cid, f"{cid}@x.test", Tier.GOLD)
+        store.write(lambda uow, s=spec: catalog.put_customer(uow, s), actor="test", now=T0)
+        cmd = orders.PlaceOrder(f"NEW-{cid}", "web", cid, [orders.NewLine("D", 50)])
+        store.write(lambda uow, o=cmd: orders.place_order(uow, o), actor="test", now=T0 + timedelta(days=50))
+    c = report_waiting_customer_rollup
+    where = [c.c.channel == ""]
+    expected = store.read(lambda conn: rollups.ranked(conn, c, "customer_id", where, 3))
+    assert [k for k, *_ in expected[1][:2]] == ["K8", "K9"]
+    folded: list[int] = []
+
+    def fold_after_the_first_statement(conn: Connection, *args: Any) -> None:
+        if not folded:
+            folded.append(rollups.fold_rollups(store))  # another transaction, committed
+
+    def ranking(conn: Connection) -> Any:
+        event.listen(conn, "after_cursor_execute", fold_after_the_first_statement)
+        try:
+            return rollups.ranked(conn, c, "customer_id", where, 3)
+        finally:
+            event.remove(conn, "after_cursor_execute", fold_after_the_first_statement)
+
+    assert store.read(ranking) == expected
+    assert folded[0] > 0
 
 
 def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thousand(store: Store) -> None:

@@ -343,8 +343,8 @@ def generate(store: Store, spec: Spec, console: Console | None = None, now: date
             for name in (orders.name, order_lines.name, purchase_orders.name, po_lines.name, stock_movements.name):
                 top = f"(SELECT COALESCE(max(id), 1) FROM {name})"
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), {top})"))
-            # The COPY's report triggers left one delta row per key: fold them, as the first
-            # report read would, so the store is as the service leaves it.
+            # The COPY's report triggers left one delta row per key: fold them, as the worker
+            # would, so the store is as the service leaves it.
             rollups.fold(conn)
     if sqlite:
         with store.engine.begin() as conn:

@@ -1,12 +1,14 @@
 """The report rollups (migration 0009): folding PostgreSQL's delta rows, and a recount to check them.
 
 Database triggers keep the `report_*_rollup` tables in every writer's own transaction (see the
-migrations 0009 and 0010). A key's figures are the sum of its rows. On
-PostgreSQL each writing statement appends its change as a delta row, so writers never update a
-shared row and never wait on each other; `fold` replaces a key's rows by their sum. It takes only
-rows no one else is folding (SKIP LOCKED) and deletes and inserts in one statement, so a key's sum
-is the same before and after in every transaction's view. SQLite's triggers add into one row per
-key (one writer at a time), so there is nothing to fold.
+migrations 0009 and 0010). A key's figures are the sum of its rows, and every report sums them, so
+it is exact whether or not the rows are folded. On PostgreSQL each writing statement appends its
+change as a delta row, so writers never update a shared row and never wait on each other;
+`fold_all` (the worker's, through `fold_rollups`) replaces a key's rows by their sum, which only
+keeps reads fast. Reports never fold: a read never writes, so it runs in a read-only transaction
+(and on a replica). A fold takes only rows no one else is folding (SKIP LOCKED) and deletes and
+inserts in one statement, so a key's sum is the same before and after in every transaction's view.
+SQLite's triggers add into one row per key (one writer at a time), so there is nothing to fold.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Table, case, cast, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Connection, Date, Table, cast, func, select, text, type_coerce
 
+from oms.store.db import Store
 from oms.store.tables import (
     allocations,
     customers,
@@ -73,25 +76,28 @@ def _fold_sql(table: str) -> str:
     return (
         f"WITH gone AS (DELETE FROM {table} WHERE id IN (SELECT r.id FROM {table} r WHERE EXISTS"
         f" (SELECT 1 FROM {table} d WHERE d.delta = 1 AND {same}) FOR UPDATE OF r SKIP LOCKED)"
-        f" RETURNING {', '.join(keys + sums)})"
-        f" INSERT INTO {table} ({', '.join(keys + sums)}, delta)"
+        f" RETURNING {', '.join(keys + sums)}, delta),"
+        f" kept AS (INSERT INTO {table} ({', '.join(keys + sums)}, delta)"
         f" SELECT {', '.join(keys)}, {', '.join(f'sum({s})' for s in sums)}, 0 FROM gone"
-        f" GROUP BY {', '.join(keys)} HAVING {' OR '.join(f'sum({s}) <> 0' for s in sums)}"
+        f" GROUP BY {', '.join(keys)} HAVING {' OR '.join(f'sum({s}) <> 0' for s in sums)})"
+        " SELECT count(*) FROM gone WHERE delta = 1"
     )
 
 
 FOLD_SQL = {name: _fold_sql(name) for name in KEYS}
 
 
-def fold(conn: Connection, *tables: str) -> None:
-    """Fold the delta rows of the named rollups (all when none is named) into one row per key.
+def fold(conn: Connection, *tables: str) -> int:
+    """Fold the delta rows of the named rollups (all when none is named) into one row per key;
+    returns the delta rows folded. A write: never call it from a read.
 
-    One transaction folds a table at a time (a transaction-scoped advisory lock; a reader that finds
-    it taken leaves the deltas to the next), so every key keeps at most one folded row (delta = 0):
-    `ranked` relies on it.
+    One transaction folds a table at a time (a transaction-scoped advisory try-lock; a folder that
+    finds it taken leaves that table's deltas to the next fold), so every key keeps at most one
+    folded row (delta = 0): `ranked` relies on it.
     """
     if conn.dialect.name != "postgresql":
-        return
+        return 0
+    folded = 0
     for name in tables or tuple(KEYS):
         if (
             conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE delta = 1)")).scalar_one()
@@ -99,7 +105,23 @@ def fold(conn: Connection, *tables: str) -> None:
                 text("SELECT pg_try_advisory_xact_lock(hashtext(:lock))"), {"lock": f"oms fold {name}"}
             ).scalar_one()
         ):
-            conn.execute(text(FOLD_SQL[name]))
+            folded += int(conn.execute(text(FOLD_SQL[name])).scalar_one())
+    return folded
+
+
+def fold_all(conn: Connection) -> int:
+    """Fold every rollup that has delta rows (PostgreSQL; nothing on SQLite); the delta rows folded.
+
+    For the background worker, in a write transaction of its own (`fold_rollups`): reports are
+    exact without it, and only slower as delta rows pile up. A table another transaction is
+    folding is skipped (its deltas wait for the next call).
+    """
+    return fold(conn)
+
+
+def fold_rollups(store: Store) -> int:
+    """`fold_all` in its own write transaction: what the worker calls every few seconds."""
+    return store.write(lambda uow: fold_all(uow.conn), actor="worker")
 
 
 def _cents(col: Any) -> Any:
@@ -180,27 +202,21 @@ def ranked(
 ) -> tuple[int, list[tuple[Any, int, int, int]]]:
     """The first `limit` keys of a rollup by units (then key), as (key, lines, units, value cents),
     and how many keys have lines; `where` must pick one grouping of the table, in which each key has
-    one folded row (the customer rollup's rows of one channel, or of '' for all).
+    at most one folded row (the customer rollup's rows of one channel, or of '' for all).
 
     Reads the folded rows' top `limit + k` in one ordered scan instead of grouping every key, and
-    sums only the k keys that have delta rows: a key without any is exactly its folded row (`fold`
-    keeps one per key), so the first `limit` keys without deltas are among those read.
+    sums every row of only the k keys that have delta rows (however many the writers appended since
+    the last fold): a key without any is exactly its folded row (`fold` keeps one per key), so the
+    first `limit` keys without deltas are among those read. The keys with lines are the folded keys
+    without deltas and the keys with deltas whose sum has lines. Writes nothing.
     """
     col = table.c[key]
     sums = (table.c.lines, table.c.units, _cents(table.c.value))
-    moved = select(col).where(table.c.delta == 1, *where).distinct().subquery("moved")
+    moved = select(col).where(table.c.delta == 1, *where)
     changed = {
-        r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+        r[0]: (int(r[1]), int(r[2]), int(r[3]))
         for r in conn.execute(
-            select(
-                col,
-                func.sum(table.c.lines),
-                func.sum(table.c.units),
-                func.sum(_cents(table.c.value)),
-                func.coalesce(func.sum(case((table.c.delta == 0, table.c.lines), else_=0)), 0),
-            )
-            .where(col.in_(select(moved.c[key])), *where)
-            .group_by(col)
+            select(col, *(func.sum(s) for s in sums)).where(col.in_(moved.distinct()), *where).group_by(col)
         )
     }
     folded = [table.c.delta == 0, table.c.lines > 0, *where]
@@ -208,8 +224,11 @@ def ranked(
         select(col, *sums).where(*folded).order_by(table.c.units.desc(), col).limit(limit + len(changed))
     ).all()
     rows = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in top if r[0] not in changed]
-    rows += [(k, lines, units, value) for k, (lines, units, value, _) in changed.items() if lines > 0]
+    rows += [(k, lines, units, value) for k, (lines, units, value) in changed.items() if lines > 0]
     rows.sort(key=lambda r: (-r[2], r[0]))
-    with_lines = conn.execute(select(func.count()).select_from(table).where(*folded)).scalar_one()
-    gone = sum(1 for *_, was in changed.values() if was > 0)  # counted by their folded row
-    return with_lines - gone + sum(1 for c in changed.values() if c[0] > 0), rows[:limit]
+    # Counted in one statement, so in one snapshot: the worker's fold may commit between this
+    # function's statements, and a key folded in between must not count both as folded and as moved.
+    still = select(func.count()).select_from(table).where(*folded, col.not_in(moved)).scalar_subquery()
+    summed = select(col).where(col.in_(moved), *where).group_by(col).having(func.sum(table.c.lines) > 0).subquery()
+    groups = conn.execute(select(still + select(func.count()).select_from(summed).scalar_subquery())).scalar_one()
+    return int(groups), rows[:limit]

@@ -120,10 +120,28 @@ class Store:
     @contextmanager
     def _begin(self, readonly: bool) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            if readonly:
-                conn = conn.execution_options(readonly=True)
-            with conn.begin():
-                yield conn
+            if not readonly:
+                with conn.begin():
+                    yield conn
+                return
+            conn = conn.execution_options(readonly=True)  # SQLite: a deferred BEGIN (the "begin" listener)
+            # PostgreSQL: psycopg begins "BEGIN READ ONLY", so a read that writes fails here as it would on
+            # a replica, at no extra round trip. Set on the driver's connection and cleared after, not
+            # through SQLAlchemy's postgresql_readonly, which leaves read_only=False on the pooled
+            # connection: every later transaction would then begin READ WRITE, overriding a role's
+            # read-only default (and refused by a hot standby).
+            raw = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
+            if raw is not None:
+                raw.read_only = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    try:
+                        raw.read_only = None
+                    except Exception:  # the connection broke: never hand it back read-only
+                        conn.invalidate()
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -176,6 +194,6 @@ class Store:
                 tx.rollback()
 
     def read(self, query: Callable[[Connection], T]) -> T:
-        """Run a read in its own transaction (a snapshot on SQLite; statement-consistent on PostgreSQL)."""
+        """Run a query in one read-only transaction (reads never write: they must work on a replica)."""
         with self._begin(readonly=True) as conn:
             return query(conn)

@@ -7,7 +7,8 @@ Create Date: 2026-11-26 09:30:00
 The reports read these small tables instead of recounting a million order lines. Triggers on
 order_lines and customers keep them in the writer's own transaction, whatever code path writes:
 - PostgreSQL: statement-level triggers with transition tables (one grouped INSERT per statement,
-  the engine's writes being set-based) append delta rows; readers fold them (oms.services.rollups).
+  the engine's writes being set-based) append delta rows; the worker folds them (oms.services.rollups;
+  readers sum every row of a key, and never fold).
 - SQLite: row triggers add into the one row per key (one writer at a time, so no contention).
 Order lines are never deleted and their placement facts (qty, allocated_qty and backordered_at at
 insert, placed_at, channel, customer_id, sku, unit_price) never change after insert; the triggers

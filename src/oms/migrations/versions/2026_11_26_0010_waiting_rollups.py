@@ -12,12 +12,12 @@ show the first N. Recounting a million waiting lines for that took 0.6 s (10k SK
 - report_waiting_customer_rollup: per customer and channel, and per customer over every channel
   under channel '' (no channel code is empty), so ranking customers reads one row each.
 They are kept exactly as 0009's are: statement triggers appending delta rows on PostgreSQL (folded by
-readers, oms.services.rollups), row triggers adding into one row per key on SQLite. A line's sku,
+the worker, oms.services.rollups), row triggers adding into one row per key on SQLite. A line's sku,
 channel, customer_id, placed_at and unit_price never change after insert (0009 relies on it too);
 only backordered_qty moves it in or out of these sums.
 
-Every rollup, 0009's too, also gets a partial index on its delta rows, which readers look for
-before each fold.
+Every rollup, 0009's too, also gets a partial index on its delta rows, which a fold and the ranking
+of customers (rollups.ranked) look for first.
 """
 
 import sqlalchemy as sa
