@@ -117,10 +117,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(store_kind: str, results: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+def write_results(store_kind: str, results: list[dict[str, Any]], meta: dict[str, Any], tag: str | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    # OMS_BENCH_TAG names a partial run (some phases), so it does not overwrite the full run's file.
-    tag = os.environ.get("OMS_BENCH_TAG", "")
+    # OMS_BENCH_TAG names a partial run (some phases), so it does not overwrite the full run's file;
+    # a phase with a file of its own (writepath) passes its name.
+    tag = os.environ.get("OMS_BENCH_TAG", "") if tag is None else tag
     path = RESULTS / f"{datetime.now(UTC).date().isoformat()}-{store_kind}{'-' + tag if tag else ''}.json"
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str) + "\n")
     return path

@@ -3,9 +3,10 @@
 Sizes (environment): OMS_BENCH_LINES (1,000,000), OMS_BENCH_SKUS (10,000), OMS_BENCH_CUSTOMERS
 (100,000), OMS_BENCH_GRN_SKUS (SKUs in the receipt batch), OMS_BENCH_RUNS (5), OMS_BENCH_STORES
 (sqlite,postgresql), OMS_BENCH_QUICK=1 for a small run in a minute or two. OMS_BENCH_PHASES picks
-phases (a comma list of allocation,eta,pages,reports,http,intake); OMS_BENCH_TAG suffixes a partial
-run's results file. Every store is also measured at a tenth of the size, for the server's memory at
-two queue sizes.
+phases (a comma list of allocation,eta,pages,reports,http,intake,writepath); OMS_BENCH_TAG suffixes a
+partial run's results file. Every store is also measured at a tenth of the size, for the server's memory
+at two queue sizes. The writepath phase (bench/write_path.py) runs on a small fresh store of its own, so
+`OMS_BENCH_PHASES=writepath` generates no large store; its results go to <date>-<store>-writepath.json.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from typing import Any
 from oms.bench.generate import Spec, generate
 from oms.store.migrate import upgrade
 
-from . import in_store, over_http
+from . import in_store, over_http, write_path
 from .common import RESULTS, Result, console, env_int, existing_store, fresh_store, machine, quick, write_results
+
+PHASES = "allocation,eta,pages,reports,http,intake," + write_path.PHASE
+
+
+def wanted_phases() -> set[str]:
+    return {p.strip() for p in os.environ.get("OMS_BENCH_PHASES", PHASES).split(",") if p.strip()}
 
 
 def sizes() -> tuple[int, int, int]:
@@ -62,7 +69,7 @@ def one_size(kind: str, lines: int, skus: int, customers: int, full: bool) -> tu
     results: list[Result] = []
     errors: list[str] = []
     token = over_http.admin_token(store)
-    wanted = set(os.environ.get("OMS_BENCH_PHASES", "allocation,eta,pages,reports,http,intake").split(","))
+    wanted = wanted_phases()
 
     def phase(name: str, fn: Any) -> Any:
         # One failing phase (a schema changed under the run, a server that did not start) must not
@@ -98,6 +105,12 @@ def main() -> None:
     stores = [s.strip() for s in os.environ.get("OMS_BENCH_STORES", "sqlite,postgresql").split(",") if s.strip()]
     lines, skus, customers = sizes()
     started = time.monotonic()
+    wanted = wanted_phases()
+    if write_path.PHASE in wanted:  # a small fresh store of its own per store kind, before any generation
+        write_path.run_stores(stores)
+    if not wanted - {write_path.PHASE}:
+        console.print(f"benchmarks done in {time.monotonic() - started:.0f} s")
+        return
     for kind in stores:
         meta: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(),
