@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -52,7 +53,11 @@ def store_of(request: Request) -> Store:
     return store
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """The caller: as the Guard found it (from the process's key cache, no transaction), else looked up.
+
+    Async, as is `require`: a dependency that is a plain function costs a hop to a worker thread.
+    """
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise AuthError(401, "Send an API key as 'Authorization: Bearer <key>'. Keys are made with `oms keys create`.")
@@ -61,15 +66,15 @@ def current_principal(request: Request) -> Principal:
         found = request.state.principal
     else:
         cache: keys.KeyCache = request.app.state.keys
-        found = cache.authenticate(token)
+        found = cache.fresh(token) or await run_in_threadpool(cache.authenticate, token)
     if found is None:
         raise AuthError(401, "The API key is unknown or revoked.")
     request.state.principal = found
     return found
 
 
-def require(action: Action) -> Callable[[Principal], Principal]:
-    def dependency(p: Principal = Depends(current_principal)) -> Principal:
+def require(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(p: Principal = Depends(current_principal)) -> Principal:
         if not p.may(action):
             raise AuthError(403, f"Role '{p.role}' may not {action.value.replace('_', ' ')}.")
         return p

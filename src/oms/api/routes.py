@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from oms import views
 from oms.domain.access import Action, Principal
@@ -36,6 +38,7 @@ def write(
     who: Principal,
     use_case: Callable[[UnitOfWork], T],
     answer: Callable[[T], tuple[int, Any]] | None = None,
+    queue_on: Sequence[str] = (),
 ) -> T:
     """Run a use case in one transaction. Under an Idempotency-Key the response — the result itself,
     or `answer(result)` as (status, body) where the route shapes it — is recorded in the same
@@ -52,13 +55,21 @@ def write(
             idem.applied(uow.conn, principal, key, status, body)
         return result
 
-    return store_of(request).write(transaction, actor=who.name)
+    return store_of(request).write(transaction, actor=who.name, queue_on=queue_on)
 
 
 def created_or_found(result: tuple[dict[str, Any], bool]) -> tuple[int, dict[str, Any]]:
     """201 for a new order or receipt, 200 when its number was already stored."""
     out, created = result
     return (201 if created else 200), out
+
+
+def answered(run: Callable[[], tuple[dict[str, Any], bool]]) -> Response:
+    """Run a create use case and serialize its answer in the same worker thread: 201 when it created
+    something, 200 when the same request found it stored. (FastAPI would encode a returned dict in a
+    second trip to a worker thread.)"""
+    out, created = run()
+    return JSONResponse(out, status_code=201 if created else 200)
 
 
 def _shaped(use_case: Callable[[UnitOfWork], Any], shape: Callable[[Any], Any]) -> Callable[[UnitOfWork], Any]:
@@ -245,10 +256,11 @@ def adjust(
 # ---- orders -------------------------------------------------------------------------------------
 
 
-@router.post("/orders", status_code=201, tags=["orders"])
-def place_order(
-    body: s.OrderIn, request: Request, response: Response, who: Principal = Depends(require(Action.PLACE_ORDER))
-) -> dict[str, Any]:
+@router.post("/orders", status_code=201, tags=["orders"], response_model=dict[str, Any])
+async def place_order(
+    body: s.OrderIn, request: Request, who: Principal = Depends(require(Action.PLACE_ORDER))
+) -> Response:
+    """The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`)."""
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
     cmd = orders.PlaceOrder(
@@ -261,11 +273,10 @@ def place_order(
         priority=body.priority,
         body=body.model_dump(mode="json", exclude_unset=True),
     )
-    out: dict[str, Any]
-    out, created = write(request, who, _shaped(lambda uow: orders.place_order(uow, cmd), _placed), created_or_found)
-    if not created:
-        response.status_code = 200
-    return out
+    return await run_in_threadpool(
+        answered,
+        lambda: write(request, who, _shaped(lambda uow: orders.place_order(uow, cmd), _placed), created_or_found),
+    )
 
 
 def _placed(p: orders.PlacedOrder) -> tuple[dict[str, Any], bool]:
@@ -447,31 +458,22 @@ def cancel_po(
     return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
-@router.post("/receipts", status_code=201, tags=["replenishment"])
-def receive(
-    body: s.ReceiptIn, request: Request, response: Response, who: Principal = Depends(require(Action.PURCHASE))
-) -> dict[str, Any]:
+@router.post("/receipts", status_code=201, tags=["replenishment"], response_model=dict[str, Any])
+async def receive(body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))) -> Response:
     lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
-    out, created = write(
-        request,
-        who,
-        _shaped(
-            lambda uow: replenishment.receive_goods(
-                uow,
-                body.grn_number,
-                lines,
-                body.po_number,
-                body.received_at,
-                body.model_dump(mode="json", exclude_unset=True),
-            ),
-            lambda r: (r.result, r.created),
+    use_case = _shaped(
+        lambda uow: replenishment.receive_goods(
+            uow,
+            body.grn_number,
+            lines,
+            body.po_number,
+            body.received_at,
+            body.model_dump(mode="json", exclude_unset=True),
         ),
-        created_or_found,
+        lambda r: (r.result, r.created),
     )
-    out = dict(out)
-    if not created:
-        response.status_code = 200
-    return out
+    skus = [line.sku for line in lines]
+    return await run_in_threadpool(answered, lambda: write(request, who, use_case, created_or_found, skus))
 
 
 @router.post("/receipts/preview", tags=["replenishment"])

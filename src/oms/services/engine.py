@@ -14,6 +14,7 @@ BEGIN IMMEDIATE, so the row locks below are PostgreSQL's only.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,12 +26,12 @@ from typing import Any
 from sqlalchemy import BigInteger, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from oms.domain.allocation import Allocation, RuleKey, plan_allocation, queue_sort_key, sort_fields
+from oms.domain.allocation import Allocation, RuleKey, SortField, plan_allocation, queue_sort_key, sort_fields
 from oms.domain.errors import Invalid
 from oms.domain.eta import Supply, late_supply_date, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
 from oms.domain.policy import BackorderPolicy, policy_from_json
-from oms.store.bulk import chunks, insert_rows, recordset, update_rows
+from oms.store.bulk import chunks, insert_rows, update_rows
 from oms.store.queue import order_by
 from oms.store.tables import (
     allocations,
@@ -281,18 +282,22 @@ def _ids_in(col: Any, ids: Sequence[int], postgresql: bool) -> Any:
     return col.in_(list(ids))
 
 
+@functools.cache
+def _lock_statement(dialect: str) -> Any:
+    q = (
+        select(products, version_column().label("settings_version"))
+        .where(products.c.sku.in_(bindparam("skus", expanding=True)))
+        .order_by(products.c.sku)
+    )
+    return q.with_for_update(of=products) if dialect == "postgresql" else q
+
+
 def lock_products(ws: WorkingSet, skus: Iterable[str]) -> dict[str, Product]:
     """Lock the SKUs' rows in sorted order and read them, with the settings version, in one statement."""
     wanted = sorted(set(skus) - set(ws.products))
     if wanted:
-        q = (
-            select(products, version_column().label("settings_version"))
-            .where(products.c.sku.in_(wanted))
-            .order_by(products.c.sku)
-        )
-        if ws.postgresql:
-            q = q.with_for_update(of=products)
-        rows = ws.conn.execute(q).all()
+        q = _lock_statement(ws.uow.dialect)
+        rows = ws.conn.execute(q, {"skus": wanted}).all()
         if rows:
             ws.uow.saw_version(rows[0].settings_version)
         for r in rows:
@@ -324,19 +329,24 @@ def require_products(ws: WorkingSet, skus: Sequence[str], field_name: str = "lin
     return found
 
 
+@functools.cache
+def _queue_statement(fields: tuple[SortField, ...]) -> Any:
+    return (
+        select(*LINE_COLUMNS)
+        .where(order_lines.c.sku.in_(bindparam("skus", expanding=True)), order_lines.c.backordered_qty > 0)
+        .order_by(order_lines.c.sku, *order_by(order_lines, fields))
+    )
+
+
 def read_queues(ws: WorkingSet, skus: Iterable[str]) -> dict[str, list[Line]]:
     """Every waiting line of these (locked) SKUs in rule order, in one statement."""
     wanted = sorted(set(skus) - set(ws.queues))
     if wanted:
         fields = sort_fields(ws.uow.rule())
         got: dict[str, list[Line]] = {s: [] for s in wanted}
+        q = _queue_statement(tuple(fields))
         for part in chunks(wanted):
-            q = (
-                select(*LINE_COLUMNS)
-                .where(order_lines.c.sku.in_(list(part)), order_lines.c.backordered_qty > 0)
-                .order_by(order_lines.c.sku, *order_by(order_lines, fields))
-            )
-            for r in ws.conn.execute(q):
+            for r in ws.conn.execute(q, {"skus": list(part)}):
                 got[r.sku].append(ws.line(r))
         for sku, queue in got.items():  # a line changed earlier in this use case may no longer wait
             ws.queues[sku] = [line for line in queue if line.backordered_qty > 0]
@@ -595,6 +605,25 @@ def flush(ws: WorkingSet) -> None:
     ws.movements = []
 
 
+# One statement: allocation rows, one shipment per order, and its lines joined by order id.
+BOOK_AND_SHIP = text(
+    "WITH a AS (INSERT INTO allocations (line_id, sku, qty, source, ref, at)"
+    " SELECT v.line_id, v.sku, v.qty, v.source, v.ref, :at"
+    " FROM json_to_recordset(CAST(:allocations AS json))"
+    " AS v(line_id bigint, sku varchar, qty integer, source varchar, ref varchar)),"
+    " s AS (INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at)"
+    " SELECT v.order_id, v.order_number, v.channel, 'pick', :at, :at"
+    " FROM json_to_recordset(CAST(:shipments AS json))"
+    " AS v(order_id bigint, order_number varchar, channel varchar, n bigint) ORDER BY v.n"
+    " RETURNING id, order_id),"
+    " sl AS (INSERT INTO shipment_lines (shipment_id, line_id, line_no, sku, qty)"
+    " SELECT s.id, v.line_id, v.line_no, v.sku, v.qty FROM json_to_recordset(CAST(:parts AS json))"
+    " AS v(order_id bigint, line_id bigint, line_no integer, sku varchar, qty integer)"
+    " JOIN s ON s.order_id = v.order_id)"
+    " SELECT id, order_id FROM s"
+)
+
+
 def _write_allocations_and_shipments(ws: WorkingSet) -> None:
     now = ws.uow.now
     rows = [
@@ -625,24 +654,8 @@ def _write_allocations_and_shipments(ws: WorkingSet) -> None:
         for no, qty in sorted(s.units.items())
     ]
     if ws.postgresql and heads:
-        # One statement: allocation rows, one shipment per order, and its lines joined by order id.
         created = ws.conn.execute(
-            text(
-                "WITH a AS (INSERT INTO allocations (line_id, sku, qty, source, ref, at)"
-                " SELECT v.line_id, v.sku, v.qty, v.source, v.ref, :at"
-                " FROM json_to_recordset(CAST(:allocations AS json))"
-                " AS v(line_id bigint, sku varchar, qty integer, source varchar, ref varchar)),"
-                " s AS (INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at)"
-                " SELECT v.order_id, v.order_number, v.channel, 'pick', :at, :at"
-                " FROM json_to_recordset(CAST(:shipments AS json))"
-                " AS v(order_id bigint, order_number varchar, channel varchar, n bigint) ORDER BY v.n"
-                " RETURNING id, order_id),"
-                " sl AS (INSERT INTO shipment_lines (shipment_id, line_id, line_no, sku, qty)"
-                " SELECT s.id, v.line_id, v.line_no, v.sku, v.qty FROM json_to_recordset(CAST(:parts AS json))"
-                " AS v(order_id bigint, line_id bigint, line_no integer, sku varchar, qty integer)"
-                " JOIN s ON s.order_id = v.order_id)"
-                " SELECT id, order_id FROM s"
-            ),
+            BOOK_AND_SHIP,
             {
                 "at": now,
                 "allocations": json.dumps([{k: v for k, v in r.items() if k != "at"} for r in rows]),
@@ -678,11 +691,6 @@ def _write_allocations_and_shipments(ws: WorkingSet) -> None:
 def placed_rule_needs_whole_queue(rule: Sequence[RuleKey]) -> bool:
     """Under `promised_date` a new line's first ETA decides its place: its queue is dated whole."""
     return RuleKey.PROMISED_DATE in rule
-
-
-def recordset_of(ws: WorkingSet, table: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
-    """Rows as a PostgreSQL derived table typed like `table` (oms.store.bulk.recordset)."""
-    return recordset(ws.conn, table, rows)
 
 
 def parse_json(value: Any) -> Any:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select, text, true
+from sqlalchemy.dialects import sqlite
 
-from oms.domain.allocation import Tier, queue_sort_key, sort_fields
+from oms.domain.allocation import SortField, Tier, queue_sort_key, sort_fields
 from oms.domain.errors import Conflict, DomainError, Invalid, NotFound
 from oms.domain.eta import Supply, walk_etas
 from oms.domain.fulfillment import CancelPlan, OrderStatus, ShipmentStatus, ShipPolicy, plan_cancel
@@ -194,22 +195,27 @@ def _place(ws: WorkingSet, cmd: PlaceOrder, digest: str) -> Order:
             order_number=cmd.order_number,
         )
     engine.settle(ws, [order])
-    _insert(ws, order, digest)
-    engine.flush(ws)
+    _store_placed(ws, order, digest)
     return order
+
+
+@functools.cache
+def _stock_and_customer(dialect: str) -> Any:
+    q = (
+        select(products, customers.c.tier, version_column().label("settings_version"))
+        .select_from(products.join(customers, true()))
+        .where(products.c.sku.in_(bindparam("skus", expanding=True)), customers.c.customer_id == bindparam("cid"))
+        .order_by(products.c.sku)
+    )
+    if dialect == "postgresql":
+        q = q.with_for_update(of=products).suffix_with("FOR SHARE OF customers", dialect="postgresql")
+    return q
 
 
 def _lock_stock_and_customer(ws: WorkingSet, skus: list[str], customer_id: str) -> Tier:
     """Lock the SKUs (FOR UPDATE) and the customer (FOR SHARE: a tier change waits for this order) in one statement."""
-    q = (
-        select(products, customers.c.tier, version_column().label("settings_version"))
-        .select_from(products.join(customers, true()))
-        .where(products.c.sku.in_(skus), customers.c.customer_id == customer_id)
-        .order_by(products.c.sku)
-    )
-    if ws.postgresql:
-        q = q.with_for_update(of=products).suffix_with("FOR SHARE OF customers", dialect="postgresql")
-    rows = ws.conn.execute(q).all()
+    q = _stock_and_customer(ws.uow.dialect)
+    rows = ws.conn.execute(q, {"skus": skus, "cid": customer_id}).all()
     if rows:
         ws.uow.saw_version(rows[0].settings_version)
     for r in rows:
@@ -253,7 +259,24 @@ def _queue_context(ws: WorkingSet, skus: list[str]) -> tuple[dict[str, list[Supp
     if not skus:
         return {}, {}
     fields = sort_fields(ws.uow.rule())
-    pg = ws.postgresql
+    q = _context_statement(ws.uow.dialect, tuple(fields))
+    supplies: dict[str, list[Supply]] = {}
+    tails: dict[str, Any] = {}
+    for sku, sup, last in ws.conn.execute(q, {"skus": skus}):
+        supplies[sku] = [
+            engine.supply(ws.uow, engine.as_date(d), int(q), str(po)) for d, q, po in engine.parse_json(sup) or ()
+        ]
+        if last is not None:
+            values = engine.parse_json(last)
+            tails[sku] = SimpleNamespace(
+                **{f.attr: engine.from_json(f.attr, v) for f, v in zip(fields, values, strict=True)}
+            )
+    return supplies, tails
+
+
+@functools.cache
+def _context_statement(dialect: str, fields: tuple[SortField, ...]) -> Any:
+    pg = dialect == "postgresql"
     row_of = func.json_build_array if pg else func.json_array
     supply = (
         select(
@@ -277,18 +300,7 @@ def _queue_context(ws: WorkingSet, skus: list[str]) -> tuple[dict[str, list[Supp
         .limit(1)
         .scalar_subquery()
     )
-    supplies: dict[str, list[Supply]] = {}
-    tails: dict[str, Any] = {}
-    for sku, sup, last in ws.conn.execute(select(products.c.sku, supply, tail).where(products.c.sku.in_(skus))):
-        supplies[sku] = [
-            engine.supply(ws.uow, engine.as_date(d), int(q), str(po)) for d, q, po in engine.parse_json(sup) or ()
-        ]
-        if last is not None:
-            values = engine.parse_json(last)
-            tails[sku] = SimpleNamespace(
-                **{f.attr: engine.from_json(f.attr, v) for f, v in zip(fields, values, strict=True)}
-            )
-    return supplies, tails
+    return select(products.c.sku, supply, tail).where(products.c.sku.in_(bindparam("skus", expanding=True)))
 
 
 def _date_new_lines(
@@ -328,60 +340,171 @@ def _date_new_lines(
         engine.redate(ws, [sku], supplies)
 
 
-def _insert(ws: WorkingSet, order: Order, digest: str) -> None:
-    """The order and its lines with their final values; a stored order number raises _NumberTaken."""
-    head = {
+ORDER_HEAD = (
+    "order_number",
+    "channel",
+    "customer_id",
+    "ship_policy",
+    "placed_at",
+    "priority",
+    "order_value",
+    "status",
+    "request_hash",
+    "created_at",
+)
+LINE_VALUES = tuple(c.name for c in engine.LINE_COLUMNS if c.name not in ("id", "order_id"))
+
+
+# PostgreSQL: the whole placement in one statement, after the decision. The order is inserted unless
+# its number is stored (ON CONFLICT DO NOTHING); every other part joins on the order or its lines, so
+# a stored number writes nothing at all. Data-modifying CTEs run once each, on one snapshot; they see
+# each other only through RETURNING.
+PLACE = text(
+    "WITH o AS (INSERT INTO orders (order_number, channel, customer_id, ship_policy, placed_at, priority,"
+    " order_value, status, request_hash, created_at) VALUES (:order_number, :channel, :customer_id, :ship_policy,"
+    " :placed_at, :priority, :order_value, :status, :request_hash, :now)"
+    " ON CONFLICT (order_number) DO NOTHING RETURNING id),"
+    " l AS (INSERT INTO order_lines (order_id, line_no, sku, qty, unit_price, allocated_qty, backordered_qty,"
+    " shipped_qty, cancelled_qty, released_qty, eta, eta_basis, promised_date, backordered_at, order_number,"
+    " channel, customer_id, placed_at, priority, tier_rank, order_value)"
+    " SELECT o.id, v.line_no, v.sku, v.qty, v.unit_price, v.allocated_qty, v.backordered_qty, 0, 0,"
+    " v.released_qty, v.eta, v.eta_basis, v.eta, v.backordered_at, :order_number, :channel, :customer_id,"
+    " :placed_at, :priority, :tier_rank, :order_value"
+    " FROM o, json_to_recordset(CAST(:lines AS json)) AS v(line_no integer, sku varchar, qty integer,"
+    " unit_price bigint, allocated_qty integer, backordered_qty integer, released_qty integer, eta date,"
+    " eta_basis varchar, backordered_at timestamptz) ORDER BY v.line_no RETURNING id, line_no),"
+    " p AS (UPDATE products SET allocated = v.allocated, backordered = v.backordered"
+    " FROM json_to_recordset(CAST(:products AS json)) AS v(sku varchar, allocated integer, backordered integer)"
+    " WHERE products.sku = v.sku AND EXISTS (SELECT 1 FROM o)),"
+    " a AS (INSERT INTO allocations (line_id, sku, qty, source, ref, at)"
+    " SELECT l.id, v.sku, v.qty, 'placement', :order_number, :now"
+    " FROM l JOIN json_to_recordset(CAST(:allocations AS json)) AS v(line_no integer, sku varchar, qty integer)"
+    " ON v.line_no = l.line_no),"
+    " s AS (INSERT INTO shipments (order_id, order_number, channel, status, created_at, updated_at)"
+    " SELECT o.id, :order_number, :channel, 'pick', :now, :now FROM o WHERE :ships RETURNING id),"
+    " sl AS (INSERT INTO shipment_lines (shipment_id, line_id, line_no, sku, qty)"
+    " SELECT s.id, l.id, v.line_no, v.sku, v.qty FROM s CROSS JOIN l"
+    " JOIN json_to_recordset(CAST(:released AS json)) AS v(line_no integer, sku varchar, qty integer)"
+    " ON v.line_no = l.line_no)"
+    " SELECT l.id, l.line_no, (SELECT id FROM o) AS order_id, (SELECT id FROM s) AS shipment_id FROM l"
+)
+
+
+def _store_placed(ws: WorkingSet, order: Order, digest: str) -> None:
+    """Write the placed order, its lines, the products' counters, its allocations and its shipment.
+
+    PostgreSQL: one statement (PLACE). SQLite: one statement per table, in process. A stored order
+    number raises _NumberTaken before anything is written.
+    """
+    if ws.postgresql:
+        _place_in_one_statement(ws, order, digest)
+    else:
+        _insert(ws, order, digest)
+    engine.flush(ws)  # what else moved: the re-dated lines of a queue the order jumped into
+
+
+def _place_in_one_statement(ws: WorkingSet, order: Order, digest: str) -> None:
+    shipment = ws.shipments[0] if ws.shipments else None  # settling a new order makes at most one
+    by_no = {line.line_no: line for line in order.lines}
+    params = {
         "order_number": order.order_number,
         "channel": order.channel,
         "customer_id": order.customer_id,
         "ship_policy": order.ship_policy.value,
         "placed_at": order.placed_at,
         "priority": order.priority,
-        "order_value": order.order_value,
+        "order_value": _cents(order.order_value),
+        "tier_rank": order.lines[0].tier_rank,
         "status": order.status,
         "request_hash": digest,
-        "created_at": ws.uow.now,
+        "now": ws.uow.now,
+        "ships": shipment is not None,
+        "lines": _json(
+            {
+                "line_no": ln.line_no,
+                "sku": ln.sku,
+                "qty": ln.qty,
+                "unit_price": _cents(ln.unit_price),
+                "allocated_qty": ln.allocated_qty,
+                "backordered_qty": ln.backordered_qty,
+                "released_qty": ln.released_qty,
+                "eta": engine.iso(ln.eta),
+                "eta_basis": ln.eta_basis,
+                "backordered_at": ln.backordered_at.isoformat() if ln.backordered_at else None,
+            }
+            for ln in order.lines
+        ),
+        "products": _json(
+            {"sku": p.sku, "allocated": p.allocated, "backordered": p.backordered} for p in ws.products.values()
+        ),
+        "allocations": _json(
+            {"line_no": line.line_no, "sku": line.sku, "qty": qty} for line, qty, _, _ in ws.allocations
+        ),
+        "released": _json({"line_no": n, "sku": by_no[n].sku, "qty": q} for n, q in sorted(shipment.units.items()))
+        if shipment is not None
+        else "[]",
     }
-    rows = [
-        {c.name: getattr(line, c.name) for c in engine.LINE_COLUMNS if c.name not in ("id", "order_id")}
-        for line in order.lines
-    ]
-    if ws.postgresql:
-        o = (
-            postgresql.insert(orders)
-            .values(head)
-            .on_conflict_do_nothing(index_elements=["order_number"])
-            .returning(orders.c.id)
-            .cte("o")
-        )
-        v = engine.recordset_of(ws, order_lines, rows)
-        names = ["order_id", *rows[0]]
-        stmt = (
-            insert(order_lines)
-            .from_select(
-                names, select(o.c.id, *(v.c[n] for n in rows[0])).select_from(o.join(v, true())).order_by(v.c.n)
-            )
-            .returning(order_lines.c.id, order_lines.c.order_id, order_lines.c.line_no)
-        )
-        stored = ws.conn.execute(stmt).all()
-        if not stored:
-            raise _NumberTaken
-        order.id = stored[0].order_id
-        ids = {r.line_no: r.id for r in stored}
-    else:
-        order_id = ws.conn.execute(
-            sqlite.insert(orders)
-            .values(head)
-            .on_conflict_do_nothing(index_elements=["order_number"])
-            .returning(orders.c.id)
-        ).scalar()
-        if order_id is None:
-            raise _NumberTaken
-        order.id = order_id
-        returned = insert_rows(
-            ws.conn, order_lines, [r | {"order_id": order_id} for r in rows], returning=("id", "line_no")
-        )
-        ids = {r.line_no: r.id for r in returned}
+    rows = ws.conn.execute(PLACE, params).all()
+    if not rows:
+        raise _NumberTaken
+    order.id = rows[0].order_id
+    for r in rows:
+        line = by_no[r.line_no]
+        line.id, line.order_id = r.id, order.id
+        line.loaded = line.state()
+        ws.lines[line.id] = line
+    order.loaded = (order.status, order.priority)
+    ws.orders[order.id] = order
+    for p in ws.products.values():
+        p.loaded = (p.on_hand, p.allocated, p.backordered)
+    if shipment is not None:
+        shipment.id = rows[0].shipment_id
+        shipment.event_data["shipment_id"] = shipment.id
+    ws.allocations, ws.shipments = [], []
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_exact())
+
+
+def _json(rows: Iterable[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), separators=(",", ":"))
+
+
+@functools.cache
+def _order_insert() -> Any:
+    """SQLite: INSERT the order unless its number is stored (ON CONFLICT DO NOTHING)."""
+    return (
+        sqlite.insert(orders)
+        .values({c: bindparam(f"h_{c}", type_=orders.c[c].type) for c in ORDER_HEAD})
+        .on_conflict_do_nothing(index_elements=["order_number"])
+        .returning(orders.c.id)
+    )
+
+
+def _insert(ws: WorkingSet, order: Order, digest: str) -> None:
+    """SQLite: the order, then its lines, with their final values; a stored order number raises _NumberTaken."""
+    head = {
+        "h_order_number": order.order_number,
+        "h_channel": order.channel,
+        "h_customer_id": order.customer_id,
+        "h_ship_policy": order.ship_policy.value,
+        "h_placed_at": order.placed_at,
+        "h_priority": order.priority,
+        "h_order_value": order.order_value,
+        "h_status": order.status,
+        "h_request_hash": digest,
+        "h_created_at": ws.uow.now,
+    }
+    rows = [{n: getattr(line, n) for n in LINE_VALUES} for line in order.lines]
+    order_id = ws.conn.execute(_order_insert(), head).scalar()
+    if order_id is None:
+        raise _NumberTaken
+    order.id = order_id
+    returned = insert_rows(
+        ws.conn, order_lines, [r | {"order_id": order_id} for r in rows], returning=("id", "line_no")
+    )
+    ids = {r.line_no: r.id for r in returned}
     for line in order.lines:
         line.id, line.order_id = ids[line.line_no], order.id
         line.loaded = line.state()

@@ -5,10 +5,14 @@ joined to the table by its key. An executemany there is one statement per row, a
 dumper escapes every element in Python, so both cost more than the write itself. SQLite runs in
 process, where one executemany of a prepared statement costs about what a temporary table would.
 A single row is a plain statement on both.
+
+Each statement shape (table, columns, dialect) is built once and kept: building a SQLAlchemy
+statement and its cache key costs more than running a one-row statement does.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -16,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Integer, Row, Table, bindparam, cast, column, func, insert, select, update
-from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql import FromClause
 from sqlalchemy.types import TypeDecorator
 
 # Longest list bound into one IN (...): SQLite allows 32,766 parameters per statement.
@@ -37,19 +41,48 @@ def _json_value(v: Any) -> Any:
     raise TypeError(f"cannot send {type(v).__name__} as JSON")
 
 
-def recordset(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], name: str = "v") -> FromClause:
-    """The rows as a PostgreSQL derived table `name(...)` typed like `table`'s columns, plus `n`, their position."""
-    names = list(rows[0])
-    decorated: dict[str, TypeDecorator[Any]] = {n: t for n in names if isinstance(t := table.c[n].type, TypeDecorator)}
-    if decorated:  # money as cents, times in UTC: what the column's type would have bound
-        rows = [dict(r) | {n: t.process_bind_param(r[n], conn.dialect) for n, t in decorated.items()} for r in rows]
-    # Each row carries its position `n` (WITH ORDINALITY cannot go with a column definition list).
-    payload = json.dumps([dict(r) | {"n": i} for i, r in enumerate(rows)], default=_json_value, separators=(",", ":"))
+@functools.cache
+def recordset_of(table: Table, names: tuple[str, ...], name: str = "v") -> FromClause:
+    """A PostgreSQL derived table `name(...)` typed like `table`'s columns, plus `n` (the row's position),
+    over the JSON bound as `{name}_rows` (see `rows_json`)."""
     return (
-        func.json_to_recordset(cast(bindparam(f"{name}_rows", payload), JSON))
+        func.json_to_recordset(cast(bindparam(f"{name}_rows"), JSON))
         .table_valued(*(column(n, table.c[n].type) for n in names), column("n", Integer))
         .render_derived(name=name, with_types=True)
     )
+
+
+def rows_json(dialect: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as the JSON `recordset_of` expands: money in cents and times in UTC, as the columns bind them.
+
+    Each row carries its position `n` (WITH ORDINALITY cannot go with a column definition list).
+    """
+    names = list(rows[0])
+    decorated = {n: t for n in names if isinstance(t := table.c[n].type, TypeDecorator)}
+    out = []
+    for i, r in enumerate(rows):
+        row = dict(r)
+        for n, t in decorated.items():
+            row[n] = t.process_bind_param(row[n], dialect)
+        row["n"] = i
+        out.append(row)
+    return json.dumps(out, default=_json_value, separators=(",", ":"))
+
+
+@functools.cache
+def _insert_many_pg(table: Table, names: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    v = recordset_of(table, names)
+    stmt = insert(table).from_select(list(names), select(*(v.c[n] for n in names)).order_by(v.c.n))
+    # PostgreSQL returns inserted rows in the order the SELECT produced them.
+    return stmt.returning(*(table.c[n] for n in returning)) if returning else stmt
+
+
+@functools.cache
+def _insert(table: Table, returning: tuple[str, ...], many: bool) -> Any:
+    stmt = insert(table)
+    if not returning:
+        return stmt
+    return stmt.returning(*(table.c[n] for n in returning), sort_by_parameter_order=many)
 
 
 def insert_rows(
@@ -58,48 +91,34 @@ def insert_rows(
     """INSERT rows (all with the same keys) in one statement; returns the `returning` columns, in row order."""
     if not rows:
         return []
-    cols = [table.c[n] for n in returning]
-    if len(rows) == 1:
-        stmt = insert(table).values(dict(rows[0]))
-        return list(conn.execute(stmt.returning(*cols))) if cols else _none(conn.execute(stmt))
-    if conn.dialect.name != "postgresql":
-        if not cols:
-            conn.execute(insert(table), list(rows))
-            return []
-        return list(conn.execute(insert(table).returning(*cols, sort_by_parameter_order=True), list(rows)))
-    v = recordset(conn, table, rows)
-    names = list(rows[0])
-    stmt = insert(table).from_select(names, select(*(v.c[n] for n in names)).order_by(v.c.n))
-    if not cols:
-        conn.execute(stmt)
-        return []
-    # PostgreSQL returns inserted rows in the order the SELECT produced them.
-    return list(conn.execute(stmt.returning(*cols)))
+    back = tuple(returning)
+    if len(rows) == 1 or conn.dialect.name != "postgresql":
+        many = len(rows) > 1
+        result = conn.execute(_insert(table, back, many), list(rows) if many else dict(rows[0]))
+        return list(result) if back else []
+    stmt = _insert_many_pg(table, tuple(rows[0]), back)
+    result = conn.execute(stmt, {"v_rows": rows_json(conn.dialect, table, rows)})
+    return list(result) if back else []
 
 
-def _none(_: Any) -> list[Row[Any]]:
-    return []
+@functools.cache
+def _update_one(table: Table, key: str, names: tuple[str, ...]) -> Any:
+    return update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in names})
+
+
+@functools.cache
+def _update_many_pg(table: Table, key: str, names: tuple[str, ...]) -> Any:
+    v = recordset_of(table, (key, *names))
+    return update(table).where(table.c[key] == v.c[key]).values({n: v.c[n] for n in names})
 
 
 def update_rows(conn: Connection, table: Table, key: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """UPDATE each row of `table` found by `key` to the values given (all rows with the same keys)."""
     if not rows:
         return
-    names = [n for n in rows[0] if n != key]
-    if len(rows) == 1:
-        r = rows[0]
-        conn.execute(update(table).where(table.c[key] == r[key]).values({n: r[n] for n in names}))
+    names = tuple(n for n in rows[0] if n != key)
+    if len(rows) == 1 or conn.dialect.name != "postgresql":
+        params = [{f"b_{n}": v for n, v in r.items()} for r in rows]
+        conn.execute(_update_one(table, key, names), params if len(params) > 1 else params[0])
         return
-    if conn.dialect.name != "postgresql":
-        stmt = (
-            update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in names})
-        )
-        conn.execute(stmt, [{f"b_{n}": v for n, v in r.items()} for r in rows])
-        return
-    v = recordset(conn, table, rows)
-    conn.execute(update(table).where(table.c[key] == v.c[key]).values({n: v.c[n] for n in names}))
-
-
-def in_list(col: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-    """col IN (values) as one array parameter on PostgreSQL (one plan, any length); a list on SQLite."""
-    return col.in_(values)
+    conn.execute(_update_many_pg(table, key, names), {"v_rows": rows_json(conn.dialect, table, rows)})

@@ -7,8 +7,8 @@ import os
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -81,28 +81,72 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 class FairLock:
-    """A ticket lock: threads enter in the order they arrived (a plain Lock promises no order).
+    """A lock that threads get in the order they asked for it (a plain Lock promises no order).
 
-    SQLite has one writer at a time; without it, writers of one process poll the database's lock
+    Each waiter sleeps on its own lock and is woken alone when its turn comes: waking every waiter
+    to check a ticket would have them all fight for the interpreter lock at each hand-over.
+    SQLite has one writer at a time; without this, writers of one process poll the database's lock
     and a hot SKU's orders are served in whatever order the polls happen to win.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self._serving = 0
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()
 
     def __enter__(self) -> None:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving:
-                self._cond.wait()
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder before us, which hands the lock over without freeing it
 
     def __exit__(self, *_: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
+class KeyedLocks:
+    """Fair (arrival-order) locks by key, taken in sorted order, dropped when no one holds or waits for them.
+
+    PostgreSQL serializes writers of one row correctly, but many of this process's threads waiting on
+    one hot row wake, take the interpreter lock and re-queue in no order: with 16 clients on one SKU,
+    throughput halved and some orders waited half a second. Queued here first, one thread per SKU at a
+    time reaches the database, in arrival order. Taken only before a transaction begins, never while
+    one holds row locks, and in sorted order, so they add no deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[FairLock, int]] = {}
+
+    @contextmanager
+    def holding(self, keys: Iterable[str]) -> Iterator[None]:
+        taken: list[str] = []
+        try:
+            for key in sorted(set(keys)):
+                with self._guard:
+                    lock, users = self._locks.get(key, (None, 0))
+                    lock = lock or FairLock()
+                    self._locks[key] = (lock, users + 1)
+                taken.append(key)
+                lock.__enter__()
+            yield
+        finally:
+            for key in reversed(taken):
+                with self._guard:
+                    lock, users = self._locks[key]
+                    if users == 1:
+                        del self._locks[key]
+                    else:
+                        self._locks[key] = (lock, users - 1)
+                lock.__exit__()
 
 
 class Store:
@@ -112,6 +156,7 @@ class Store:
         self.engine = engine
         self.config = ConfigCache()
         self._writers = FairLock() if engine.dialect.name == "sqlite" else None
+        self._hot = KeyedLocks()
 
     @property
     def dialect(self) -> str:
@@ -144,11 +189,12 @@ class Store:
                         conn.invalidate()
 
     @contextmanager
-    def _writer(self) -> Iterator[None]:
-        if self._writers is None:
-            yield
+    def _writer(self, keys: Iterable[str]) -> Iterator[None]:
+        if self._writers is not None:  # SQLite: one writer at a time, in arrival order
+            with self._writers:
+                yield
             return
-        with self._writers:
+        with self._hot.holding(keys):
             yield
 
     def write(
@@ -158,8 +204,12 @@ class Store:
         actor: str = "system",
         now: datetime | None = None,
         attempts: int = 8,
+        queue_on: Iterable[str] = (),
     ) -> T:
         """Run one use case in one transaction and commit it with the events it recorded.
+
+        `queue_on`: the SKUs it will lock, when known up front: this process's writers of a SKU then
+        reach the database one at a time, in arrival order (KeyedLocks).
 
         The transaction rolls back when the use case raises. A deadlock, serialization failure,
         unique-key race or lost connection runs the use case again, whole, after a random pause
@@ -168,7 +218,7 @@ class Store:
         for attempt in range(1, attempts + 1):
             committing = False
             try:
-                with self._writer(), self._begin(readonly=False) as conn:
+                with self._writer(queue_on), self._begin(readonly=False) as conn:
                     uow = UnitOfWork(conn, self.config, actor, now)
                     result = use_case(uow)
                     uow.write_events()
@@ -187,7 +237,7 @@ class Store:
 
     def dry_run(self, use_case: Callable[[UnitOfWork], T], *, actor: str = "system") -> T:
         """Run a use case exactly as `write` would, then roll it back: what-if previews."""
-        with self._writer(), self.engine.connect() as conn, conn.begin() as tx:
+        with self._writer(()), self.engine.connect() as conn, conn.begin() as tx:
             try:
                 return use_case(UnitOfWork(conn, self.config, actor))
             finally:

@@ -115,6 +115,17 @@ def read_version(conn: Connection) -> int:
     return int(conn.execute(_version()).scalar_one())
 
 
+# A batch row and its transaction's events, in one statement (PostgreSQL).
+WRITE_EVENTS = text(
+    "WITH b AS (INSERT INTO event_batches (at) VALUES (:at) RETURNING id) "
+    "INSERT INTO events (batch_id, at, type, actor, order_number, sku, po_number, data) "
+    "SELECT b.id, v.at, v.type, v.actor, v.order_number, v.sku, v.po_number, v.data "
+    "FROM b, json_to_recordset(CAST(:rows AS json)) AS v(at timestamptz, type varchar, "
+    "actor varchar, order_number varchar, sku varchar, po_number varchar, data json, n bigint) "
+    "ORDER BY v.n"
+)
+
+
 @dataclass(frozen=True)
 class Event:
     at: datetime
@@ -226,14 +237,7 @@ class UnitOfWork:
         self.events = []
         if self.dialect == "postgresql":
             self.conn.execute(
-                text(
-                    "WITH b AS (INSERT INTO event_batches (at) VALUES (:at) RETURNING id) "
-                    "INSERT INTO events (batch_id, at, type, actor, order_number, sku, po_number, data) "
-                    "SELECT b.id, v.at, v.type, v.actor, v.order_number, v.sku, v.po_number, v.data "
-                    "FROM b, json_to_recordset(CAST(:rows AS json)) AS v(at timestamptz, type varchar, "
-                    "actor varchar, order_number varchar, sku varchar, po_number varchar, data json, n bigint) "
-                    "ORDER BY v.n"
-                ),
+                WRITE_EVENTS,
                 {
                     "at": self.now,
                     "rows": json.dumps(
