@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -21,9 +20,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from sqlalchemy import Connection, insert, or_, select, update
 
 from oms.notify import email, links, webhooks
@@ -244,24 +242,3 @@ def _mail_target() -> str:
     url = os.environ.get("OMS_SMTP_URL")
     return f"email via {url.split('@')[-1]}" if url else f"email to {os.environ.get('OMS_MAIL_DIR', 'mail')}/*.eml"
 
-
-def worker_command(
-    once: Annotated[bool, typer.Option("--once", help="Run the jobs, deliver what is due, then exit.")] = False,
-    jobs_enabled: Annotated[bool, typer.Option("--jobs/--no-jobs", help="Run the scheduled jobs.")] = True,
-    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-) -> None:
-    """Deliver notifications (email, webhooks) and run the scheduled jobs (late POs, aged back orders)."""
-    from oms.store.db import database_url, make_engine
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker = Worker(Store(make_engine()))
-    typer.echo(f"oms worker {worker.name} on {database_url().split('@')[-1]} ({_mail_target()})")
-    if once:
-        done = worker.run_jobs() if jobs_enabled else {}
-        n = worker.drain()
-        typer.echo(f"jobs: {done}; {n} delivery attempts")
-        return
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    worker.run(stop, max_seconds=max_seconds, jobs_enabled=jobs_enabled)

@@ -1,0 +1,33 @@
+"""`oms worker`: the command that runs the outbox worker (oms.worker, imported only when it runs)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+
+def worker_command(
+    once: Annotated[bool, typer.Option("--once", help="Run the jobs, deliver what is due, then exit.")] = False,
+    jobs_enabled: Annotated[bool, typer.Option("--jobs/--no-jobs", help="Run the scheduled jobs.")] = True,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Deliver notifications (email, webhooks) and run the scheduled jobs (late POs, aged back orders)."""
+    from oms.store.db import Store, database_url, make_engine
+    from oms.worker import Worker, _mail_target
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = Worker(Store(make_engine()))
+    typer.echo(f"oms worker {worker.name} on {database_url().split('@')[-1]} ({_mail_target()})")
+    if once:
+        done = worker.run_jobs() if jobs_enabled else {}
+        n = worker.drain()
+        typer.echo(f"jobs: {done}; {n} delivery attempts")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run(stop, max_seconds=max_seconds, jobs_enabled=jobs_enabled)
