@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from typing import Annotated
 
 import typer
@@ -16,6 +13,10 @@ def worker_command(
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Deliver notifications (email, webhooks) and run the scheduled jobs (late POs, aged back orders)."""
+    import logging  # here, not at the top: no other command pays for them
+    import signal
+    import threading
+
     from oms.store.db import Store, database_url, make_engine
     from oms.worker import Worker, _mail_target
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,6 +33,8 @@ def create(
     if_absent: Annotated[bool, typer.Option("--if-absent", help="Do nothing when the user exists.")] = False,
 ) -> None:
     """Add a person who signs in to the dashboard (the password is stored as an argon2 hash)."""
+    import secrets
+
     from .users import create_user, user_exists
 
     store = _store()
