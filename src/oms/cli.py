@@ -1,16 +1,26 @@
-"""The `oms` command line: serve, migrate, keys, demo data."""
+"""The `oms` command line: serve, migrate, keys, demo data.
+
+Start-up is kept light: this module and the sub-apps it adds declare commands and options with the
+standard library, Typer and Rich only; each command imports the app (SQLAlchemy, FastAPI, the worker,
+the reports) inside its body. tests/integration/test_cli_startup.py holds the list of what must not load.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from oms.bench.cli import bench_app
 from oms.domain.access import Role
-from oms.store.db import Store, database_url, make_engine
+from oms.reports_cli import report_command
+from oms.web.cli import users_app
+from oms.worker_cli import worker_command
+
+if TYPE_CHECKING:
+    from oms.store.db import Store
 
 app = typer.Typer(
     help="oms: order management with back orders at its heart.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -19,22 +29,16 @@ db_app = typer.Typer(help="The database: migrations, backup and restore.", no_ar
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-from oms.web.cli import users_app  # noqa: E402  (the dashboard's people, kept with the dashboard)
-
-app.add_typer(users_app, name="users")
-from oms.bench.cli import bench_app  # noqa: E402  (a sub-app of its own module, kept out of this file)
-
+app.add_typer(users_app, name="users")  # the dashboard's people, kept with the dashboard
 app.add_typer(bench_app, name="bench")
-from oms.worker import worker_command  # noqa: E402  (delivery and scheduled jobs live with the worker)
-
-app.command("worker")(worker_command)
-from oms.reports_cli import report_command  # noqa: E402  (report tables and CSV, kept with the reports)
-
-app.command("report")(report_command)
+app.command("worker")(worker_command)  # delivery and scheduled jobs (oms.worker, imported when run)
+app.command("report")(report_command)  # report tables and CSV
 console = Console()
 
 
 def _store() -> Store:
+    from oms.store.db import Store, make_engine
+
     return Store(make_engine())
 
 
@@ -48,6 +52,7 @@ def serve(
     import uvicorn
 
     from oms.api.logs import configure_logging, logging_config
+    from oms.store.db import database_url
 
     configure_logging()
 
@@ -82,6 +87,7 @@ def db_upgrade(revision: str = "heads") -> None:
 def db_backup(path: Annotated[Path, typer.Argument(help="The backup file to write.")]) -> None:
     """Write a consistent backup of the store (SQLite online backup; pg_dump -Fc on PostgreSQL)."""
     from oms.store.backup import BackupError, backup
+    from oms.store.db import database_url
 
     try:
         done = backup(database_url(), path)
@@ -98,6 +104,7 @@ def db_restore(
 ) -> None:
     """Replace the store with a backup; a store that holds data is refused unless --force."""
     from oms.store.backup import BackupError, restore
+    from oms.store.db import database_url
 
     try:
         done = restore(database_url(), path, force=force)
@@ -124,6 +131,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never the keys themselves)."""
+    from rich.table import Table
+
     from oms.services.keys import list_keys
 
     table = Table("id", "name", "role", "channel", "prefix", "created", "last used", "revoked")

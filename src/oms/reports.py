@@ -52,6 +52,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from oms import report_names
 from oms.domain.errors import Invalid
 from oms.services import rollups
 from oms.store.tables import (
@@ -80,13 +81,16 @@ ol = order_lines
 # (label, the youngest age in whole days); the last bucket has no upper end.
 AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
 REASON_CLASSES = ("customer", "aged_out", "operations")
-GROUPS_BACKORDERS = ("sku", "customer", "channel", "tier")
-BREAKDOWN_LIMIT = 100  # groups a breakdown shows unless asked for more
+# The reports' names, groupings and default limit live in report_names (no SQLAlchemy: the CLI offers them).
+REPORTS = report_names.REPORTS
+GROUPS_BACKORDERS = report_names.GROUPS_BACKORDERS
+GROUPS_FILL_RATE = report_names.GROUPS_FILL_RATE
+GROUPS_PROMISE = report_names.GROUPS_PROMISE
+GROUP_CHOICES = report_names.GROUP_CHOICES
+BREAKDOWN_LIMIT = report_names.BREAKDOWN_LIMIT  # groups a breakdown shows unless asked for more
 # Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
 # ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
 TOP_FROM_ROLLUPS = 1000
-GROUPS_FILL_RATE = ("sku", "channel", "day", "week")
-GROUPS_PROMISE = ("sku", "channel")
 
 
 @dataclass(frozen=True)
@@ -1229,8 +1233,6 @@ def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
 
 # ---- tables: the same figures as rows, for CSV and the CLI --------------------------------------
 
-REPORTS = ("summary", "backorders", "lead-times", "cancellations", "fill-rate", "promise-accuracy", "supplier-on-time")
-
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mappings as one level, keys joined with '.' (by_age_bucket.0-2.units)."""
@@ -1321,10 +1323,3 @@ def run(name: str, f: Filters, now: datetime, group_by: str | None = None, limit
         return fn(conn)
 
     return tuned
-
-
-GROUP_CHOICES: dict[str, tuple[str, ...]] = {
-    "backorders": GROUPS_BACKORDERS,
-    "fill-rate": GROUPS_FILL_RATE,
-    "promise-accuracy": GROUPS_PROMISE,
-}

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.measure import Measurement
-from rich.table import Table
 
-from oms import reports
+from oms import report_names
 from oms.domain.errors import Invalid
-from oms.store.db import Store, make_engine
 
-ReportName = StrEnum("ReportName", {n.replace("-", "_"): n for n in reports.REPORTS})  # type: ignore[misc]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# The choices come from report_names, not from oms.reports (its queries import SQLAlchemy).
+ReportName = StrEnum("ReportName", {n.replace("-", "_"): n for n in report_names.REPORTS})  # type: ignore[misc]
 
 
 def report_command(
@@ -32,12 +34,15 @@ def report_command(
     channel: Annotated[str | None, typer.Option(help="Only this channel's orders.")] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=100_000, help="backorders: how many groups, most units waiting first.")
-    ] = reports.BREAKDOWN_LIMIT,
+    ] = report_names.BREAKDOWN_LIMIT,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
+    from oms import reports
+    from oms.store.db import Store, make_engine
+
     report = str(name.value)
-    choices = reports.GROUP_CHOICES.get(report, ())
+    choices = report_names.GROUP_CHOICES.get(report, ())
     if group_by is not None and group_by not in choices:
         accepted = ", ".join(choices) if choices else "none (this report has no grouping)"
         raise typer.BadParameter(f"'{group_by}' is not a grouping of {report}; accepted: {accepted}")
@@ -58,6 +63,10 @@ def report_command(
 
 def rich_table(report: str, data: dict[str, Any], columns: list[str], rows: list[list[Any]]) -> Table:
     """The report's rows, with its total (when it has one) as a last, bold row."""
+    from rich.table import Table
+
+    from oms import reports
+
     cells = [[reports.cell(v) for v in row] for row in rows]
     total = data.get("total")
     if isinstance(total, dict) and rows:

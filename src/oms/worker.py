@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -24,9 +23,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from sqlalchemy import insert, or_, select, update
 
 from oms.notify import email, links, webhooks
@@ -222,6 +220,10 @@ class Worker:
             self._last_redate = now.date()
         return out
 
+    def fold(self) -> int:
+        """Fold the report rollups' delta rows (PostgreSQL); reports are exact without it, only slower."""
+        return rollups.fold_rollups(self.store)
+
     def run(self, stop: threading.Event, max_seconds: float | None = None, jobs_enabled: bool = True) -> None:
         """Build and deliver notifications, fold the report rollups and run the jobs until `stop` is set."""
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
@@ -234,7 +236,7 @@ class Worker:
                         log.info("jobs: %s", done)
                 if time.monotonic() - self._last_fold >= self.config.fold_interval_seconds:
                     self._last_fold = time.monotonic()
-                    rollups.fold_rollups(self.store)
+                    self.fold()
                 if self.run_once() == 0:
                     stop.wait(self.config.poll_seconds)
             except Exception:  # the database went away for a moment: keep the loop alive
@@ -266,24 +268,3 @@ def _mail_target() -> str:
     url = os.environ.get("OMS_SMTP_URL")
     return f"email via {url.split('@')[-1]}" if url else f"email to {os.environ.get('OMS_MAIL_DIR', 'mail')}/*.eml"
 
-
-def worker_command(
-    once: Annotated[bool, typer.Option("--once", help="Run the jobs, deliver what is due, then exit.")] = False,
-    jobs_enabled: Annotated[bool, typer.Option("--jobs/--no-jobs", help="Run the scheduled jobs.")] = True,
-    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-) -> None:
-    """Deliver notifications (email, webhooks) and run the scheduled jobs (late POs, aged back orders)."""
-    from oms.store.db import database_url, make_engine
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker = Worker(Store(make_engine()))
-    typer.echo(f"oms worker {worker.name} on {database_url().split('@')[-1]} ({_mail_target()})")
-    if once:
-        done = worker.run_jobs() if jobs_enabled else {}
-        n = worker.drain()
-        typer.echo(f"jobs: {done}; {n} delivery attempts")
-        return
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    worker.run(stop, max_seconds=max_seconds, jobs_enabled=jobs_enabled)

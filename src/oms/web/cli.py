@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from oms.domain.access import Role
 from oms.domain.errors import DomainError
-from oms.store.db import Store, make_engine
+
+if TYPE_CHECKING:
+    from oms.store.db import Store
 
 users_app = typer.Typer(help="Dashboard users (people; API callers use keys).", no_args_is_help=True)
 console = Console()
 
 
 def _store() -> Store:
+    from oms.store.db import Store, make_engine
+
     return Store(make_engine())
 
 
@@ -31,6 +33,8 @@ def create(
     if_absent: Annotated[bool, typer.Option("--if-absent", help="Do nothing when the user exists.")] = False,
 ) -> None:
     """Add a person who signs in to the dashboard (the password is stored as an argon2 hash)."""
+    import secrets
+
     from .users import create_user, user_exists
 
     store = _store()
@@ -51,6 +55,8 @@ def create(
 @users_app.command("list")
 def list_() -> None:
     """List dashboard users (never their passwords)."""
+    from rich.table import Table
+
     from .users import list_users
 
     table = Table("id", "user name", "role", "created", "disabled")
