@@ -143,7 +143,26 @@ class Worker:
 
     def finish(self, msg: Any, outcome: Outcome, now: datetime | None = None) -> str:
         """Record an attempt: delivered, or retried later, or dead. Returns the new status."""
-        now = now or utcnow()
+        return self.finish_all([(msg, outcome)], now)[0]
+
+    def finish_all(self, attempts: list[tuple[Any, Outcome]], now: datetime | None = None) -> list[str]:
+        """Record a batch's attempts in one transaction (on SQLite, every transaction waits for the
+        writers' turn: one per message would hold up the orders); returns each message's new status."""
+        at = now or utcnow()
+        statuses = self.store.write(lambda uow: [self._record(uow.conn, m, o, at) for m, o in attempts])
+        for (msg, outcome), _ in zip(attempts, statuses, strict=True):
+            if not outcome.ok:
+                log.warning(
+                    "%s %s to %s: attempt %d failed: %s",
+                    msg.kind,
+                    msg.id,
+                    msg.recipient,
+                    msg.attempts + 1,
+                    outcome.error,
+                )
+        return statuses
+
+    def _record(self, conn: Any, msg: Any, outcome: Outcome, now: datetime) -> str:
         attempts = msg.attempts + 1
         gone = outcome.error == "subscription removed"
         if outcome.ok:
@@ -153,32 +172,25 @@ class Worker:
         else:
             wait = backoff(attempts, self.config.backoff_seconds, self.config.backoff_cap_seconds)
             values = {"next_attempt_at": now + timedelta(seconds=wait), "last_error": outcome.error}
-
-        def tx(uow: UnitOfWork) -> None:
-            conn = uow.conn
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == msg.id, outbox.c.status == "pending")
+            .values(attempts=outbox.c.attempts + 1, leased_until=None, locked_by=None, **values)
+        )
+        if msg.kind == "webhook" and not gone:
             conn.execute(
-                update(outbox)
-                .where(outbox.c.id == msg.id, outbox.c.status == "pending")
-                .values(attempts=outbox.c.attempts + 1, leased_until=None, locked_by=None, **values)
-            )
-            if msg.kind == "webhook" and not gone:
-                conn.execute(
-                    insert(webhook_deliveries).values(
-                        subscription_id=msg.subscription_id,
-                        message_id=msg.id,
-                        event_type=msg.event_type,
-                        attempt=attempts,
-                        at=now,
-                        status_code=outcome.status_code,
-                        ok=1 if outcome.ok else 0,
-                        error=outcome.error,
-                        duration_ms=outcome.duration_ms,
-                    )
+                insert(webhook_deliveries).values(
+                    subscription_id=msg.subscription_id,
+                    message_id=msg.id,
+                    event_type=msg.event_type,
+                    attempt=attempts,
+                    at=now,
+                    status_code=outcome.status_code,
+                    ok=1 if outcome.ok else 0,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
                 )
-
-        self.store.write(tx)
-        if not outcome.ok:
-            log.warning("%s %s to %s: attempt %d failed: %s", msg.kind, msg.id, msg.recipient, attempts, outcome.error)
+            )
         return str(values.get("status", "pending"))
 
     def build(self) -> int:
@@ -195,8 +207,8 @@ class Worker:
         """Build the pending events' messages, then claim one batch and deliver it; returns messages attempted."""
         self.build()
         batch = self.claim()
-        for msg in batch:
-            self.finish(msg, self.deliver(msg))
+        if batch:
+            self.finish_all([(msg, self.deliver(msg)) for msg in batch])
         return len(batch)
 
     def drain(self, max_batches: int = 1000) -> int:
@@ -267,4 +279,3 @@ def start_in_process(store: Store, log_fn: Callable[[str], None] | None = None) 
 def _mail_target() -> str:
     url = os.environ.get("OMS_SMTP_URL")
     return f"email via {url.split('@')[-1]}" if url else f"email to {os.environ.get('OMS_MAIL_DIR', 'mail')}/*.eml"
-
