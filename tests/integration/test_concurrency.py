@@ -87,3 +87,20 @@ def test_concurrent_retries_of_one_order_number_create_one_order(store):
     assert created.count(True) == 1
     assert _scalar(store, "SELECT count(*) FROM orders") == 1
     assert _scalar(store, "SELECT allocated + backordered FROM products WHERE sku = 'LAST'") == 2
+
+
+def test_concurrent_retries_of_one_grn_book_it_once_and_all_get_its_answer(store):
+    _setup(store, BackorderMode.ALWAYS)
+    for n in range(4):
+        _place(store, n)  # one takes the unit on hand, three wait
+    lines = [replenishment.ReceiptLine("LAST", 3)]
+
+    def receive(_: int) -> replenishment.Receipt:
+        return store.write(lambda uow: replenishment.receive_goods(uow, "GRN-SAME", lines, body={"same": 1}))
+
+    with ThreadPoolExecutor(6) as pool:
+        receipts = list(pool.map(receive, range(6)))
+    assert [r.created for r in receipts].count(True) == 1
+    assert len({str(r.result) for r in receipts}) == 1  # the replays answer what the booking did
+    assert _scalar(store, "SELECT on_hand FROM products WHERE sku = 'LAST'") == 4
+    assert _scalar(store, "SELECT count(*) FROM allocations WHERE source = 'receipt'") == 3

@@ -9,7 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from oms.domain.allocation import Tier, sort_fields
 from oms.domain.errors import Conflict, Invalid, NotFound
@@ -316,10 +317,20 @@ def receive_goods(
     The same GRN number again returns the stored result and changes nothing.
     """
     digest = request_hash(body if body is not None else {"grn": grn_number, "lines": repr(lines), "po": po_number})
-    stored = uow.conn.execute(
-        select(receipts.c.request_hash, receipts.c.result).where(receipts.c.grn_number == grn_number)
-    ).first()
-    if stored is not None:
+    at = received_at or uow.now
+    # Claim the GRN number first: a twin sent at the same time waits here for this transaction, then
+    # finds the stored receipt, instead of allocating the whole receipt again and failing at the end.
+    insert_ = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    claim = uow.conn.execute(
+        insert_(receipts)
+        .values(grn_number=grn_number, po_number=po_number, received_at=at, request_hash=digest, result={})
+        .on_conflict_do_nothing(index_elements=["grn_number"])
+        .returning(receipts.c.id)
+    ).scalar()
+    if claim is None:
+        stored = uow.conn.execute(
+            select(receipts.c.request_hash, receipts.c.result).where(receipts.c.grn_number == grn_number)
+        ).one()
         if stored.request_hash != digest:
             raise Conflict(
                 f"GRN '{grn_number}' was already booked with different content.",
@@ -338,7 +349,6 @@ def receive_goods(
     if po_number is not None:
         po = _po_of_receipt(ws, po_number)
         po_matched = _receive_against_po(po, qty_by_sku)
-    at = received_at or uow.now
     for s, q in sorted(qty_by_sku.items()):
         ws.products[s].on_hand += q
         ws.move(s, q, "receipt", grn_number)
@@ -368,12 +378,7 @@ def receive_goods(
     engine.flush(ws)
     if po is not None:
         _write_po(ws, po)
-    # A twin GRN committed meanwhile fails here on the unique number; Store.write retries and replays it.
-    uow.conn.execute(
-        insert(receipts).values(
-            grn_number=grn_number, po_number=po_number, received_at=at, request_hash=digest, result=result
-        )
-    )
+    uow.conn.execute(update(receipts).where(receipts.c.id == claim).values(result=result))
     return Receipt(result, True, changes)
 
 
