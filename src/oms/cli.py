@@ -7,6 +7,7 @@ the reports) inside its body. tests/integration/test_cli_startup.py holds the li
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,12 +58,10 @@ def serve(
     configure_logging()
 
     console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
-    if database_url().startswith("sqlite"):  # on PostgreSQL, run `oms worker` processes instead
-        from oms.worker import start_in_process
-
-        start_in_process(_store(), console.print)
+    if database_url().startswith("sqlite") and os.environ.get("OMS_INPROCESS_WORKER", "1") != "0":
+        console.print("in-process worker: notifications built and delivered by this process")
     uvicorn.run(
-        "oms.api.app:create_app",
+        "oms.api.app:serve_app",
         factory=True,
         host=host,
         port=port,

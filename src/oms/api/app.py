@@ -190,3 +190,17 @@ def create_app(
 
     mount_web(app)  # the dashboard at /: sign-in, pages, /static
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app as `oms serve` runs it. On SQLite the worker runs in this process, on the app's own
+    store: its transactions then take their turn in the same writers' queue as the requests' (with a
+    store of its own, both would poll SQLite's lock and sleep between polls)."""
+    app = create_app()
+    store: Store = app.state.store
+    if store.dialect == "sqlite":  # on PostgreSQL, run `oms worker` processes instead
+        from oms.worker import start_in_process
+
+        stop = start_in_process(store, log.info)
+        app.router.on_shutdown.append(stop.set)
+    return app
