@@ -280,6 +280,9 @@ event_batches = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False),
+    # Rows are deleted once built; SQLite would then hand a deleted row's id to the next batch, and
+    # the worker would build the events of both. AUTOINCREMENT never reuses an id.
+    sqlite_autoincrement=True,
 )
 
 api_keys = Table(

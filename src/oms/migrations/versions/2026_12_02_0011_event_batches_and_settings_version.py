@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("at", oms.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_batches")),
+        sqlite_autoincrement=True,  # built batches are deleted: their ids must never come back
     )
     op.create_table(
         "settings_version",
