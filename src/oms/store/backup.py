@@ -96,7 +96,9 @@ def restore(url: str, path: Path, force: bool = False) -> BackupResult:
 
 
 def _tables(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
+    """The store's tables (SQLite's own, such as sqlite_sequence for AUTOINCREMENT, are not counted)."""
+    query = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    return int(conn.execute(query).fetchone()[0])
 
 
 def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
