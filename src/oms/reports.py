@@ -16,8 +16,9 @@ reports never fold: they write nothing and run in read-only transactions, on a r
 Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
 time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
 
-Cancellation reasons are free text; `classify_reason` sorts them into three classes by a small
-rule (see there). Ages count whole days since the order was placed, as the Back Orders tab does.
+Cancellations are counted by their recorded code (`CancelReason`: customer, aged_out, operations),
+which every cancelled event carries next to its free-text reason. Ages count whole days since the
+order was placed, as the Back Orders tab does.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from sqlalchemy import (
 
 from oms import report_names
 from oms.domain.errors import Invalid
+from oms.domain.fulfillment import CancelReason
 from oms.services import rollups
 from oms.store.tables import (
     allocations,
@@ -80,7 +82,7 @@ ol = order_lines
 
 # (label, the youngest age in whole days); the last bucket has no upper end.
 AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
-REASON_CLASSES = ("customer", "aged_out", "operations")
+REASON_CLASSES = tuple(c.value for c in CancelReason)
 # The reports' names, groupings and default limit live in report_names (no SQLAlchemy: the CLI offers them).
 REPORTS = report_names.REPORTS
 GROUPS_BACKORDERS = report_names.GROUPS_BACKORDERS
@@ -790,30 +792,11 @@ def lead_times(conn: Connection, f: Filters) -> dict[str, Any]:
 
 # ---- cancellations ------------------------------------------------------------------------------
 
-_AGED_WORDS = ("aged", "auto-cancel", "auto cancel", "autocancel", "auto_cancel", "expired", "too long", "older than")
-_CUSTOMER_WORDS = ("customer", "buyer", "client", "changed mind", "changed their mind", "no longer want")
-
-
-def classify_reason(reason: str | None) -> str:
-    """A free-text cancel reason's class.
-
-    `aged_out` when it speaks of age or automatic cancellation ("aged", "auto-cancel", "expired",
-    "too long", "older than"); else `customer` when it names the customer or buyer ("customer",
-    "buyer", "client", "changed mind", "no longer want"); else `operations` (stock errors,
-    discontinued items, fraud, duplicates and anything unrecognised).
-    """
-    text = (reason or "").lower()
-    if any(w in text for w in _AGED_WORDS):
-        return "aged_out"
-    if any(w in text for w in _CUSTOMER_WORDS):
-        return "customer"
-    return "operations"
-
 
 def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
-    """Units cancelled per free-text reason: (reason, cancellations, units, back-ordered units)."""
+    """Units cancelled per reason code: (reason, cancellations, units, back-ordered units)."""
     e = events
-    reason = e.c.data["reason"].as_string()
+    reason = e.c.data["reason_code"].as_string()
     if conn.dialect.name == "postgresql":
         item = func.json_array_elements(e.c.data["lines"]).table_valued("value").alias("item")
         qty = cast(item.c.value.op("->>")("qty"), Integer)
@@ -866,7 +849,7 @@ def cancellations(conn: Connection, f: Filters) -> dict[str, Any]:
     """
     per_class = {c: {"cancellations": 0, "units": 0, "backordered_units": 0} for c in REASON_CLASSES}
     for r in _cancel_rows(conn, f):
-        acc = per_class[classify_reason(r.reason)]
+        acc = per_class[r.reason if r.reason in per_class else CancelReason.OPERATIONS.value]
         acc["cancellations"] += int(r.cancellations)
         acc["units"] += int(r.units or 0)
         acc["backordered_units"] += int(r.backordered_units or 0)

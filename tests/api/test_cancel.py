@@ -138,6 +138,7 @@ def test_the_cancellation_event_records_the_reason_and_where_the_units_came_from
     assert event["actor"] == "test-admin"
     assert event["data"] == {
         "reason": "found it cheaper elsewhere",
+        "reason_code": "operations",  # sent without a code, and the text names no customer or age
         "lines": [{"line_no": 1, "sku": "A", "qty": 5, "backordered": 3, "allocated": 2}],
     }
     # nobody waited: the 2 freed units are available again
@@ -177,6 +178,7 @@ def test_cancelling_some_units_takes_back_ordered_units_first_and_they_leave_the
     [event] = [e["data"] for e in events(api, "O-1") if e["type"] == "cancelled"]
     assert event == {
         "reason": "over-ordered",
+        "reason_code": "operations",
         "lines": [{"line_no": 1, "sku": "A", "qty": 2, "backordered": 2, "allocated": 0}],
     }
 
@@ -450,3 +452,15 @@ def test_lowering_a_priority_moves_the_order_down_and_bad_priorities_are_refused
     assert api.post("/orders/O-1/priority", {"priority": 1, "why": "vip"}).status_code == 422
     assert api.post("/orders/NOPE/priority", {"priority": 1}).status_code == 404
     assert order(api, "O-1")["priority"] == -3
+
+
+def test_a_cancellation_records_the_reason_code_it_was_sent_with(api):
+    make_customer(api)
+    make_product(api, "A")
+    place(api, "O-1", [("A", 2)], day=1)
+    r = api.post("/orders/O-1/cancel", {"reason": "phoned in: wants the blue one", "reason_code": "customer"})
+    assert r.status_code == 200, r.text
+    [event] = [e["data"] for e in events(api, "O-1") if e["type"] == "cancelled"]
+    assert (event["reason"], event["reason_code"]) == ("phoned in: wants the blue one", "customer")
+    refused = api.post("/orders/O-1/cancel", {"reason": "x", "reason_code": "whim"})
+    assert refused.status_code == 422 and "reason_code" in refused.text

@@ -10,6 +10,7 @@ import pytest
 
 from oms import reports
 from oms.domain.access import Role
+from oms.domain.fulfillment import CancelReason, reason_code_of
 from oms.services import jobs
 from tests.integration.test_reports_figures import build_history
 
@@ -157,8 +158,8 @@ def test_reports_need_a_key_and_are_closed_to_channel_keys(api):
     assert api.as_role(Role.OPS).get("/reports/backorders").status_code == 200
 
 
-def test_the_aged_out_job_reason_is_classed_as_aged_out():
-    assert reports.classify_reason(jobs.AGED_OUT_REASON) == "aged_out"
+def test_the_aged_out_job_text_reads_as_aged_out_too():
+    assert reason_code_of(jobs.AGED_OUT_REASON) == CancelReason.AGED_OUT
 
 
 # ---- /metrics -------------------------------------------------------------------------------------

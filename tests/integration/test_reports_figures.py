@@ -36,6 +36,7 @@ from sqlalchemy import select, text
 
 from oms import reports
 from oms.domain.allocation import Tier
+from oms.domain.fulfillment import reason_code_of
 from oms.services import catalog, fulfillment, orders, replenishment
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
@@ -316,8 +317,8 @@ def test_cancellations_by_reason_class_and_share_of_back_ordered_units(history):
         (None, "operations"),
     ],
 )
-def test_free_text_reasons_fall_into_three_classes(reason, expected):
-    assert reports.classify_reason(reason) == expected
+def test_a_reason_sent_without_a_code_gets_one_from_its_text(reason, expected):
+    assert reason_code_of(reason) == expected
 
 
 # ---- fill rate -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import insert, inspect, select
 
 from oms.store.migrate import downgrade, upgrade
-from oms.store.tables import customers, order_lines, orders, products, shipment_lines, shipments
+from oms.store.tables import customers, events, order_lines, orders, products, shipment_lines, shipments
 
 AT = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 LATER = datetime(2026, 2, 5, 9, 0, tzinfo=UTC)
@@ -62,3 +62,30 @@ def test_upgrading_dates_dispatched_shipments_and_leaves_the_others_undated(stor
     lines = store.read(lambda c: dict(c.execute(select(order_lines.c.line_no, order_lines.c.dispatched_at)).all()))
     assert lines == {1: LATER, 2: None}  # line 2 never shipped
     assert waiting != shipped
+
+
+def test_upgrading_gives_every_cancelled_event_a_reason_code_from_its_text(store):
+    """Migration 0012: the events recorded before reason codes get one, read from their free text."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.engine.dispose()
+    downgrade(url, "0011")
+    store.engine.dispose()
+    old = [
+        ("cancelled", {"reason": "Customer changed mind", "lines": []}),
+        ("cancelled", {"reason": "aged out", "lines": []}),
+        ("cancelled", {"reason": "stock count error", "lines": []}),
+        ("order_placed", {"reason": "customer"}),  # not a cancellation: left as it is
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(events), [{"at": AT, "type": t, "actor": "old", "order_number": "SO-1", "data": d} for t, d in old]
+        )
+    store.engine.dispose()
+    upgrade(url)
+    rows = store.read(lambda c: c.execute(select(events.c.type, events.c.data).order_by(events.c.id)).all())
+    assert [(t, d.get("reason_code")) for t, d in rows] == [
+        ("cancelled", "customer"),
+        ("cancelled", "aged_out"),
+        ("cancelled", "operations"),
+        ("order_placed", None),
+    ]

@@ -320,7 +320,8 @@ def cancel_order(
         request,
         who,
         _shaped(
-            lambda uow: orders.cancel_order(uow, order_number, body.reason, lines, who.channel_scope), views.order_json
+            lambda uow: orders.cancel_order(uow, order_number, body.reason, lines, who.channel_scope, body.reason_code),
+            views.order_json,
         ),
     )
 

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from oms.domain.access import Role
 from oms.domain.allocation import RuleKey, Tier
-from oms.domain.fulfillment import ShipPolicy
+from oms.domain.fulfillment import CancelReason, ShipPolicy
 from oms.domain.policy import BackorderMode
 
 MAX_QTY = 1_000_000
@@ -113,6 +113,9 @@ class CancelLineIn(Body):
 
 class CancelIn(Body):
     reason: Reason
+    reason_code: CancelReason | None = Field(
+        None, description="Why, for the reports: customer, aged_out or operations. Omitted: read from `reason`."
+    )
     lines: Annotated[list[CancelLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = None
 
 

@@ -97,6 +97,34 @@ def units_to_release(ship_policy: ShipPolicy, lines: Sequence[LineQty], held_sku
     }
 
 
+class CancelReason(StrEnum):
+    """Why units were cancelled, as a code the reports count (the free-text reason goes with it)."""
+
+    CUSTOMER = "customer"  # the customer asked, through a channel or their order link
+    AGED_OUT = "aged_out"  # waited longer than the SKU's policy allows (the scheduled job)
+    OPERATIONS = "operations"  # stock errors, discontinued items, fraud, duplicates, anything else
+
+
+_AGED_WORDS = ("aged", "auto-cancel", "auto cancel", "autocancel", "auto_cancel", "expired", "too long", "older than")
+_CUSTOMER_WORDS = ("customer", "buyer", "client", "changed mind", "changed their mind", "no longer want")
+
+
+def reason_code_of(reason: str | None) -> CancelReason:
+    """The code of a cancellation sent with a free-text reason only.
+
+    `aged_out` when the text speaks of age or automatic cancellation ("aged", "auto-cancel",
+    "expired", "too long", "older than"); else `customer` when it names the customer or buyer
+    ("customer", "buyer", "client", "changed mind", "no longer want"); else `operations`. The
+    product's own cancellations (the aged-out job, the customer's link) name their code.
+    """
+    text = (reason or "").lower()
+    if any(w in text for w in _AGED_WORDS):
+        return CancelReason.AGED_OUT
+    if any(w in text for w in _CUSTOMER_WORDS):
+        return CancelReason.CUSTOMER
+    return CancelReason.OPERATIONS
+
+
 @dataclass(frozen=True)
 class CancelPlan:
     """Where the cancelled units of one line come from, in the order they are taken."""

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from oms.domain.allocation import sort_fields
 from oms.domain.errors import Conflict
+from oms.domain.fulfillment import CancelReason
 from oms.store.tables import order_lines, orders
 from oms.store.uow import UnitOfWork
 from oms.views import order_view, queue_positions
@@ -51,7 +52,7 @@ def cancel_waiting(uow: UnitOfWork, order_number: str, line_no: int | None = Non
     lines = [(r.line_no, r.backordered_qty) for r in uow.conn.execute(q)]
     if not lines:
         raise Conflict("Nothing of this order is waiting any more.", [{"field": "lines", "reason": "nothing waiting"}])
-    cancel_order(uow, order_number, CUSTOMER_REASON, lines)
+    cancel_order(uow, order_number, CUSTOMER_REASON, lines, reason_code=CancelReason.CUSTOMER)
 
 
 def keep_waiting(uow: UnitOfWork, order_number: str) -> None:

@@ -101,6 +101,7 @@ LINE_COLUMNS = (
     order_lines.c.order_value,
 )
 # What a use case may change on an existing line: written together, absolute values, when any moved.
+# Never a placement fact (tables.ORDER_LINE_FACTS): the report rollups' triggers rely on them fixed.
 MUTABLE = (
     "allocated_qty",
     "backordered_qty",

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from oms.domain.fulfillment import CancelReason
 from oms.domain.policy import policy_from_json
 from oms.store.db import Store
 from oms.store.tables import order_lines, orders, po_lines, products, purchase_orders
@@ -94,7 +95,7 @@ def cancel_aged_order(uow: UnitOfWork, order_number: str) -> bool:
     lines = _aged_lines(uow.conn, uow.now, order_number).get(order_number)
     if not lines:
         return False  # a twin worker (or an earlier run) got here first, or the units were filled
-    cancel_order(uow, order_number, AGED_OUT_REASON, lines)
+    cancel_order(uow, order_number, AGED_OUT_REASON, lines, reason_code=CancelReason.AGED_OUT)
     return True
 
 

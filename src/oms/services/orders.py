@@ -19,7 +19,15 @@ from sqlalchemy.dialects import sqlite
 from oms.domain.allocation import SortField, Tier, queue_sort_key, sort_fields
 from oms.domain.errors import Conflict, DomainError, Invalid, NotFound
 from oms.domain.eta import Supply, walk_etas
-from oms.domain.fulfillment import CancelPlan, OrderStatus, ShipmentStatus, ShipPolicy, plan_cancel
+from oms.domain.fulfillment import (
+    CancelPlan,
+    CancelReason,
+    OrderStatus,
+    ShipmentStatus,
+    ShipPolicy,
+    plan_cancel,
+    reason_code_of,
+)
 from oms.domain.policy import LineRequest, SkuStock, decide_placement, policy_from_json
 from oms.store.bulk import insert_rows, update_rows
 from oms.store.queue import order_by
@@ -551,9 +559,17 @@ def lock_order(ws: WorkingSet, order_number: str, channel: str | None = None) ->
 
 
 def cancel_order(
-    uow: UnitOfWork, order_number: str, reason: str, lines: list[tuple[int, int]] | None, channel: str | None = None
+    uow: UnitOfWork,
+    order_number: str,
+    reason: str,
+    lines: list[tuple[int, int]] | None,
+    channel: str | None = None,
+    reason_code: CancelReason | None = None,
 ) -> Order:
-    """Cancel outstanding units (all, or some per line) with a reason; freed units go to the queue."""
+    """Cancel outstanding units (all, or some per line) with a reason; freed units go to the queue.
+
+    `reason_code` says why, for the reports; without it the code follows from the text (`reason_code_of`).
+    """
     ws = WorkingSet(uow)
     order = lock_order(ws, order_number, channel)
     by_no = {line.line_no: line for line in order.lines}
@@ -600,6 +616,7 @@ def cancel_order(
         "cancelled",
         {
             "reason": reason,
+            "reason_code": (reason_code or reason_code_of(reason)).value,
             "lines": [
                 {
                     "line_no": line.line_no,

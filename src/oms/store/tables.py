@@ -94,6 +94,27 @@ orders = Table(
 )
 
 # An order line carries a copy of its order's queue keys so a SKU's queue is one index range scan.
+#
+# What the database does on its own when order lines are written (migrations 0009 and 0010): triggers
+# keep the report rollups in the writer's own transaction. An insert adds the line's placement facts
+# (placed and waiting sums by day, hour, channel, SKU, customer and tier); an update moves only the
+# change in `backordered_qty` (and its value, unit_price x units), filed under the line's *new* keys.
+# So the columns below are written once, at placement, and never again: a use case that changed one
+# would file sums under the wrong key. `oms.services.engine.MUTABLE` lists what use cases may change;
+# `tests/integration/test_database_contract.py` checks every UPDATE the use cases send against this.
+# A customer's tier change moves its waiting lines between tier rows (a trigger on customers.tier).
+ORDER_LINE_FACTS = (
+    "order_id",
+    "line_no",
+    "sku",
+    "qty",
+    "unit_price",
+    "placed_at",
+    "channel",
+    "customer_id",
+    "order_number",
+    "backordered_at",
+)
 order_lines = Table(
     "order_lines",
     metadata,
