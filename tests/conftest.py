@@ -18,12 +18,39 @@ from sqlalchemy import text
 
 from oms.api.app import create_app
 from oms.domain.access import Role
+from oms.settings import forget
 from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from oms.store.tables import metadata
 
 PG_URL = os.environ.get("OMS_TEST_PG_URL")
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_per_test() -> Iterator[None]:
+    """oms reads its environment once per process (`oms.settings`); each test starts from it afresh."""
+    forget()
+    yield
+    forget()
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """pytest's monkeypatch, whose environment changes oms reads at once (its settings are read again)."""
+    setenv, delenv = monkeypatch.setenv, monkeypatch.delenv
+
+    def set_and_forget(name: str, value: str, prepend: str | None = None) -> None:
+        setenv(name, value, prepend)
+        forget()
+
+    def del_and_forget(name: str, raising: bool = True) -> None:
+        delenv(name, raising)
+        forget()
+
+    monkeypatch.setenv = set_and_forget  # type: ignore[method-assign]
+    monkeypatch.delenv = del_and_forget  # type: ignore[method-assign]
+    return monkeypatch
 STORES = ["sqlite", "postgresql"]
 
 

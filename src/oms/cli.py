@@ -7,7 +7,6 @@ the reports) inside its body. tests/integration/test_cli_startup.py holds the li
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +25,17 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="oms: order management with back orders at its heart.", no_args_is_help=True, pretty_exceptions_enable=False
 )
+
+
+@app.callback()
+def _read_the_environment() -> None:
+    # Each command reads the environment's settings afresh (one process runs one command; a test's
+    # CliRunner runs many in one process, each with its own environment).
+    from oms.settings import forget
+
+    forget()
+
+
 db_app = typer.Typer(help="The database: migrations, backup and restore.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -58,7 +68,9 @@ def serve(
     configure_logging()
 
     console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
-    if database_url().startswith("sqlite") and os.environ.get("OMS_INPROCESS_WORKER", "1") != "0":
+    from oms.settings import settings
+
+    if database_url().startswith("sqlite") and settings().inprocess_worker:
         console.print("in-process worker: notifications built and delivered by this process")
     uvicorn.run(
         "oms.api.app:serve_app",

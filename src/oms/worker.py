@@ -29,6 +29,7 @@ from sqlalchemy import insert, or_, select, update
 
 from oms.notify import email, links, webhooks
 from oms.services import jobs, notifications, rollups
+from oms.settings import settings
 from oms.store.db import Store
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
 from oms.store.uow import UnitOfWork, utcnow
@@ -36,24 +37,17 @@ from oms.store.uow import UnitOfWork, utcnow
 log = logging.getLogger("oms.worker")
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 @dataclass
 class WorkerConfig:
     batch_size: int = 10  # x the longest timeout (15 s) stays well inside the lease
-    lease_seconds: float = field(default_factory=lambda: _env_float("OMS_WORKER_LEASE_SECONDS", 300))
-    backoff_seconds: float = field(default_factory=lambda: _env_float("OMS_OUTBOX_BACKOFF_SECONDS", 10))
+    lease_seconds: float = field(default_factory=lambda: settings().worker_lease_seconds)
+    backoff_seconds: float = field(default_factory=lambda: settings().outbox_backoff_seconds)
     backoff_cap_seconds: float = 6 * 3600
-    max_attempts: int = field(default_factory=lambda: int(_env_float("OMS_OUTBOX_MAX_ATTEMPTS", 10)))
-    poll_seconds: float = field(default_factory=lambda: _env_float("OMS_WORKER_POLL_SECONDS", 1.0))
-    job_interval_seconds: float = field(default_factory=lambda: _env_float("OMS_JOB_INTERVAL_SECONDS", 3600))
+    max_attempts: int = field(default_factory=lambda: settings().outbox_max_attempts)
+    poll_seconds: float = field(default_factory=lambda: settings().worker_poll_seconds)
+    job_interval_seconds: float = field(default_factory=lambda: settings().job_interval_seconds)
     # Report rollups' delta rows (PostgreSQL) folded this often; reports are exact either way, only faster.
-    fold_interval_seconds: float = field(default_factory=lambda: _env_float("OMS_FOLD_INTERVAL_SECONDS", 5))
+    fold_interval_seconds: float = field(default_factory=lambda: settings().fold_interval_seconds)
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
@@ -267,7 +261,7 @@ def start_in_process(store: Store, log_fn: Callable[[str], None] | None = None) 
     OMS_INPROCESS_WORKER=0 turns it off (then run `oms worker` yourself).
     """
     stop = threading.Event()
-    if os.environ.get("OMS_INPROCESS_WORKER", "1") == "0":
+    if not settings().inprocess_worker:
         return stop
     worker = Worker(store, name=f"serve:{os.getpid()}")
     threading.Thread(target=worker.run, args=(stop,), name="oms-outbox", daemon=True).start()
@@ -277,5 +271,5 @@ def start_in_process(store: Store, log_fn: Callable[[str], None] | None = None) 
 
 
 def _mail_target() -> str:
-    url = os.environ.get("OMS_SMTP_URL")
-    return f"email via {url.split('@')[-1]}" if url else f"email to {os.environ.get('OMS_MAIL_DIR', 'mail')}/*.eml"
+    url = settings().smtp_url
+    return f"email via {url.split('@')[-1]}" if url else f"email to {settings().mail_dir}/*.eml"

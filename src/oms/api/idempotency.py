@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -18,14 +17,19 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from oms.settings import settings
 from oms.store.tables import idempotency_keys
 
 HEADER = "Idempotency-Key"
 # Printable ASCII without spaces: UUIDs, ULIDs and the like.
 KEY_PATTERN = r"^[!-~]{1,255}$"
 TTL = timedelta(hours=24)
+
+
 # A claim left in progress this long belongs to a request that died with its process; it may be taken over.
-LEASE = timedelta(seconds=float(os.environ.get("OMS_IDEMPOTENCY_LEASE_SECONDS", "300")))
+def lease() -> timedelta:
+    return timedelta(seconds=settings().idempotency_lease_seconds)
+
 
 Outcome = Literal["claimed", "replay", "in_progress", "mismatch"]
 
@@ -83,7 +87,7 @@ def claim(
     row = conn.execute(q).first()
     if row is None:  # released by a failed twin between our insert and select: it is ours to retry
         return Claim("in_progress")
-    abandoned = row.state == "in_progress" and row.created_at <= now - LEASE
+    abandoned = row.state == "in_progress" and row.created_at <= now - lease()
     if row.expires_at <= now or abandoned:
         conn.execute(update(idempotency_keys).where(idempotency_keys.c.id == row.id).values(**fresh))
         return Claim("claimed")

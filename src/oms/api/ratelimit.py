@@ -7,9 +7,10 @@ limit; that is the price of needing no shared store, and the limit is a guard, n
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
+
+from oms.settings import settings
 
 DEFAULT_PER_MINUTE = 6000
 ENV = "OMS_RATE_LIMIT_PER_MINUTE"
@@ -17,13 +18,7 @@ ENV = "OMS_RATE_LIMIT_PER_MINUTE"
 
 def limit_from_env() -> int:
     """Requests per minute per key from OMS_RATE_LIMIT_PER_MINUTE (0 switches the limit off)."""
-    raw = os.environ.get(ENV, "").strip()
-    if not raw:
-        return DEFAULT_PER_MINUTE
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{ENV} must be a whole number of requests per minute, not {raw!r}") from exc
+    value = settings().rate_limit_per_minute
     if value < 0:
         raise ValueError(f"{ENV} must be 0 (off) or more, not {value}")
     return value

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 
 import h11
@@ -19,11 +18,13 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from oms.settings import settings
+
 DEFAULT_TIMEOUT_S = 30.0
 
 
 def read_timeout() -> float:
-    return float(os.environ.get("OMS_REQUEST_READ_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_S))
+    return settings().request_read_timeout_seconds
 
 
 def _no_delay(transport: asyncio.Transport) -> None:

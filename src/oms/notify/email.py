@@ -7,18 +7,18 @@ Without it, messages are written as .eml files under OMS_MAIL_DIR (./mail), so a
 
 from __future__ import annotations
 
-import os
 import smtplib
 from email.charset import QP, Charset
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from oms.settings import settings
 
 SUBJECTS = {
     "order_confirmation": "Order {order_number} confirmed",
@@ -42,7 +42,7 @@ env = Environment(
 
 
 def sender() -> str:
-    return os.environ.get("OMS_MAIL_FROM", "orders@oms.localhost")
+    return settings().mail_from
 
 
 def render(msg_id: str, kind: str, to: str, payload: dict[str, Any], link: str | None, sent_at: Any) -> Message:
@@ -73,9 +73,9 @@ def _part(text: str, subtype: str) -> MIMEText:
 
 def send(msg: Message, msg_id: str) -> None:
     """Hand the message to the SMTP server, or write it to the sink; raises on failure."""
-    url = os.environ.get("OMS_SMTP_URL", "").strip()
+    url = (settings().smtp_url or "").strip()
     if not url:
-        folder = Path(os.environ.get("OMS_MAIL_DIR", "mail"))
+        folder = settings().mail_dir
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{msg_id}.tmp"
         tmp.write_bytes(msg.as_bytes())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from oms.services.common import stored_secret
+from oms.settings import settings
 from oms.store.db import Store
 
 SECRET_SETTING = "secret_key"
@@ -15,8 +14,7 @@ DEFAULT_MAX_AGE_DAYS = 30
 
 
 def max_age_seconds() -> int:
-    days = os.environ.get("OMS_LINK_MAX_AGE_DAYS", "")
-    return int(float(days) * 86400) if days.replace(".", "", 1).isdigit() else DEFAULT_MAX_AGE_DAYS * 86400
+    return int(settings().link_max_age_days * 86400)
 
 
 def make_token(secret: str, order_number: str) -> str:
@@ -36,7 +34,7 @@ def read_token(secret: str, token: str, max_age: int | None = None) -> str | Non
 
 
 def public_url() -> str:
-    return os.environ.get("OMS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    return settings().public_url.rstrip("/")
 
 
 def order_link(secret: str, order_number: str) -> str:

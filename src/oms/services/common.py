@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +10,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from oms.domain.allocation import DEFAULT_RULE, RuleKey, parse_rule
 from oms.domain.policy import DEFAULT_POLICY, BackorderPolicy, policy_from_json, policy_to_json
+from oms.settings import settings as environment
 from oms.store.db import Store
 from oms.store.tables import po_lines, purchase_orders, settings
 from oms.store.uow import DEFAULT_POLICY_KEY, LATE_PO_GRACE_KEY, RULE_KEY, UnitOfWork, utcnow
@@ -54,7 +54,7 @@ def allocation_rule(conn: Connection) -> tuple[RuleKey, ...]:
 def stored_secret(store: Store, name: str) -> str:
     """OMS_SECRET_KEY, else a random key made once under `name` in the settings table, so every
     process signs alike. Read in a read transaction; written (once) only when missing."""
-    env = os.environ.get("OMS_SECRET_KEY")
+    env = environment().secret_key
     if env:
         return env
     found = store.read(lambda conn: get_setting(conn, name))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -15,6 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
+
+from oms.settings import settings
 
 from .uow import ConfigCache, UnitOfWork
 
@@ -29,7 +30,7 @@ _RETRY_SQLSTATES = {"40001", "40P01", "23505"}
 
 
 def database_url() -> str:
-    return os.environ.get("OMS_DATABASE_URL", DEFAULT_URL)
+    return settings().database_url
 
 
 def normalize_url(url: str) -> str:

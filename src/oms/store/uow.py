@@ -14,7 +14,6 @@ and reloads the settings only when another transaction has changed them.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from oms.domain.allocation import DEFAULT_RULE, RuleKey, parse_rule
 from oms.domain.policy import DEFAULT_POLICY, BackorderPolicy, policy_from_json
+from oms.settings import settings as environment
 
 from .tables import event_batches, events, settings, settings_version
 
@@ -53,13 +53,13 @@ def read_config(conn: Connection, version: int) -> Config:
     found = {r.key: r.value for r in conn.execute(select(settings.c.key, settings.c.value))}
     rule = found.get(RULE_KEY)
     grace = found.get(LATE_PO_GRACE_KEY)
-    env = os.environ.get("OMS_LATE_PO_GRACE_DAYS", "").strip()
+    override = environment().late_po_grace_days
     return Config(
         version=version,
         rule=parse_rule(_json(rule)["keys"]) if rule else DEFAULT_RULE,
         default_policy=policy_from_json(_json(found.get(DEFAULT_POLICY_KEY))) or DEFAULT_POLICY,
-        late_po_grace_days=int(env)
-        if env.isdigit()
+        late_po_grace_days=override
+        if override is not None
         else (int(_json(grace)["days"]) if grace and isinstance(_json(grace).get("days"), int) else 0),
     )
 
