@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from oms.api.app import create_app
 from oms.domain.access import Role
-from oms.settings import forget
 from oms.services.keys import create_key
+from oms.settings import forget
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from oms.store.tables import metadata
@@ -51,6 +51,8 @@ def monkeypatch(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv = set_and_forget  # type: ignore[method-assign]
     monkeypatch.delenv = del_and_forget  # type: ignore[method-assign]
     return monkeypatch
+
+
 STORES = ["sqlite", "postgresql"]
 
 

@@ -92,7 +92,6 @@ def test_parse_rule_accepts_every_key_once() -> None:
 def test_parse_rule_refuses_an_unknown_key_naming_it() -> None:
     with pytest.raises(Invalid) as caught:
         parse_rule(["priority", "loyalty"])
-    assert caught.value.status == 422
     assert caught.value.errors == [{"field": "keys", "value": "loyalty", "reason": "unknown key"}]
 
 
@@ -111,7 +110,6 @@ def test_parse_rule_refuses_a_repeated_key_naming_it_once() -> None:
 def test_parse_rule_refuses_an_empty_rule() -> None:
     with pytest.raises(Invalid) as caught:
         parse_rule([])
-    assert caught.value.status == 422
     assert "non-empty" in caught.value.detail
 
 

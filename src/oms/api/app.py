@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 
 from oms.domain.access import Action, Principal
 from oms.domain.errors import DomainError
+from oms.http import reading
 from oms.services import keys
 from oms.store.db import Store, make_engine
 
@@ -118,7 +119,8 @@ def create_app(
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, exc.errors, exc.type_, request=request)
+        status, title, type_ = reading(exc)
+        return problem(status, title, exc.detail, exc.errors, type_, request=request)
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi import Header
 from sqlalchemy import Connection, select
 
 from oms.domain.errors import DomainError
+from oms.http import READINGS, Reading
 from oms.store.tables import products, purchase_orders, settings
 
 IfMatch = Annotated[
@@ -28,9 +29,10 @@ IfMatch = Annotated[
 
 
 class PreconditionFailed(DomainError):
-    status = 412
-    title = "Precondition failed"
-    type_ = "/problems/precondition-failed"
+    """The If-Match header names a version the resource is no longer at (412)."""
+
+
+READINGS.insert(0, (PreconditionFailed, Reading(412, "Precondition failed", "/problems/precondition-failed")))
 
 
 def etag(version: int) -> str:

@@ -7,11 +7,7 @@ from typing import Any
 
 
 class DomainError(Exception):
-    """Base of every refusal the rules make."""
-
-    status = 409
-    title = "Conflict"
-    type_ = "about:blank"
+    """Base of every refusal the rules make. How it reads over HTTP is the API's business (oms.http)."""
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -20,35 +16,23 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status = 404
-    title = "Not found"
-    type_ = "/problems/not-found"
+    """The request names something that does not exist."""
 
 
 class Invalid(DomainError):
-    """The request is well-formed JSON but names something unknown or impossible."""
-
-    status = 422
-    title = "Unprocessable request"
-    type_ = "/problems/invalid"
+    """The request is well-formed but names something unknown or impossible."""
 
 
 class Conflict(DomainError):
-    status = 409
-    title = "Conflict"
-    type_ = "/problems/conflict"
+    """The request is valid, but the state of things does not allow it now."""
 
 
 class InsufficientStock(Conflict):
     """Some lines cannot be accepted: neither available now nor back-orderable."""
 
-    type_ = "/problems/insufficient-stock"
-    title = "Order cannot be accepted"
-
 
 class IllegalTransition(Conflict):
-    type_ = "/problems/illegal-transition"
-    title = "Illegal state transition"
+    """A step a state machine does not take from where it is."""
 
 
 @dataclass

@@ -20,6 +20,7 @@ from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import orders
 from oms.store.uow import UnitOfWork, utcnow
 
@@ -205,7 +206,7 @@ def backorders_action(
         for e in exc.errors():
             errors[str(e["loc"][0])] = str(e["msg"])
     except DomainError as exc:
-        errors, status = domain_errors(exc), exc.status
+        errors, status = domain_errors(exc), status_of(exc)
     errors.summary = errors.summary or "Nothing was changed: " + "; ".join(errors.values())
     return _page(request, params, status, errors, kept)
 

@@ -14,6 +14,7 @@ from oms import views
 from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import fulfillment
 from oms.store.uow import UnitOfWork
 
@@ -103,6 +104,6 @@ def advance(
     except DomainError as exc:
         found = domain_errors(exc)
         errors = FormErrors({f"{column}:{k}": v for k, v in found.items()})
-        errors.summary, status = found.summary, exc.status
+        errors.summary, status = found.summary, status_of(exc)
     errors.summary = errors.summary or "Nothing moved: " + "; ".join(errors.values())
     return _board(request, errors, {**form, "id": [str(i) for i in ids]}, status)

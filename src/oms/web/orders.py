@@ -14,6 +14,7 @@ from oms import views
 from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import orders
 from oms.services.explain import explain
 
@@ -108,7 +109,7 @@ def cancel(
         errors.update(validation_errors(exc))
         status = 422
     except DomainError as exc:
-        errors, status = domain_errors(exc), exc.status
+        errors, status = domain_errors(exc), status_of(exc)
     errors.summary = errors.summary or "Nothing was cancelled: " + "; ".join(errors.values())
     return _page(request, order_number, status, errors, form)
 
@@ -127,6 +128,6 @@ def priority(
         errors = validation_errors(exc)
         return _page(request, order_number, 422, errors, form)
     except DomainError as exc:
-        return _page(request, order_number, exc.status, domain_errors(exc), form)
+        return _page(request, order_number, status_of(exc), domain_errors(exc), form)
     flash(request, f"Priority of {order_number} is now {body.priority}.")
     return redirect("/orders/" + quote(order_number, safe=""))

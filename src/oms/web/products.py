@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from oms import views
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import catalog
 from oms.store.uow import UnitOfWork, utcnow
 
@@ -93,6 +94,6 @@ def set_policy(
     try:
         write(request, user, use_case)
     except DomainError as exc:
-        return _page(request, sku, exc.status, domain_errors(exc), form)
+        return _page(request, sku, status_of(exc), domain_errors(exc), form)
     flash(request, f"{sku}: " + ("the default policy applies now." if use_default else "its own policy is saved."))
     return redirect("/products/" + quote(sku, safe=""))

@@ -16,6 +16,7 @@ from oms import views
 from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import preview, replenishment
 from oms.services.common import utcnow
 
@@ -152,7 +153,7 @@ def change_dates(
         found = domain_errors(exc)
         errors = FormErrors({f"{po_number}:{k}": v for k, v in found.items()})
         errors.summary = found.summary
-        return _po_page(request, exc.status, errors, form)
+        return _po_page(request, status_of(exc), errors, form)
     flash(request, f"{po_number}: expected dates saved; waiting lines re-dated.")
     return redirect(back)
 
@@ -188,7 +189,7 @@ def create_po(
         return render(request, "po_new.html", 422, form=form, rows=rows, errors=errors)
     except DomainError as exc:
         errors = _row_errors(domain_errors(exc), rows, origin)
-        return render(request, "po_new.html", exc.status, form=form, rows=rows, errors=errors)
+        return render(request, "po_new.html", status_of(exc), form=form, rows=rows, errors=errors)
     flash(request, f"Purchase order {po_number} created; waiting lines of its SKUs re-dated.")
     return redirect(
         "/purchasing?view=open&sku=" + quote(lines[0]["sku"]) if len(lines) == 1 else "/purchasing?view=open"
@@ -262,7 +263,7 @@ def receive(
         )
     except DomainError as exc:
         errors = _row_errors(domain_errors(exc), rows, origin)
-        return render(request, "receive.html", exc.status, form=form, rows=rows, errors=errors)
+        return render(request, "receive.html", status_of(exc), form=form, rows=rows, errors=errors)
     note = (
         "The receipt changed after its preview: check this new preview, then confirm."
         if form.get("action") == "confirm"

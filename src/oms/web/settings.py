@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from oms.domain.access import Action
 from oms.domain.allocation import RuleKey
 from oms.domain.errors import DomainError
+from oms.http import status_of
 from oms.services import catalog, common, preview
 
 from .auth import require_user
@@ -105,7 +106,7 @@ def rule(
     except DomainError as exc:
         errors = domain_errors(exc)
         errors["keys"] = errors.get("keys") or exc.detail
-        return _page(request, order, used, exc.status, errors)
+        return _page(request, order, used, status_of(exc), errors)
     return _page(request, order, used, rule_preview=result)
 
 
@@ -124,6 +125,6 @@ def default_policy(
     try:
         write(request, user, lambda uow: catalog.set_default_policy(uow, policy))
     except DomainError as exc:
-        return _page(request, order, current, exc.status, domain_errors(exc), form)
+        return _page(request, order, current, status_of(exc), domain_errors(exc), form)
     flash(request, f"Default back-order policy saved: {policy.mode.value}.")
     return redirect("/settings")
