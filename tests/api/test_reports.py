@@ -166,12 +166,24 @@ def test_the_aged_out_job_text_reads_as_aged_out_too():
 
 
 def samples(text: str) -> dict[str, float]:
+    """Each sample's value by its name and labels, labels in the order written here (the exposition's
+    own order of labels carries no meaning: `le` may come first)."""
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
-            out[name] = float(value)
+            out[_canonical(name)] = float(value)
     return out
+
+
+def _canonical(name: str) -> str:
+    base, _, labels = name.partition("{")
+    if not labels:
+        return base
+    pairs = labels.rstrip("}").split('",')
+    pairs = [p if p.endswith('"') else p + '"' for p in pairs]
+    le = [p for p in pairs if p.startswith("le=")]
+    return base + "{" + ",".join([p for p in pairs if not p.startswith("le=")] + le) + "}"
 
 
 def test_metrics_need_no_key_and_count_allocations_receipts_and_waiting_units(history_api):
