@@ -10,55 +10,12 @@ from typing import Any
 
 import pytest
 
+from ..builders import place, put_customer, put_product
+
 PROBLEM = "application/problem+json"
 
 
 # ---- local setup helpers ------------------------------------------------------------------------
-
-
-def make_product(api: Any, sku: str, *, on_hand: int = 0, price: str = "10.00") -> None:
-    r = api.put(f"/products/{sku}", {"name": f"Product {sku}", "unit_price": price})
-    assert r.status_code == 201, r.text
-    if on_hand:
-        r = api.post("/inventory/adjustments", {"sku": sku, "qty_delta": on_hand, "reason": "initial count"})
-        assert r.status_code == 201, r.text
-
-
-def make_customer(api: Any, customer_id: str, tier: str = "standard") -> None:
-    r = api.put(
-        f"/customers/{customer_id}",
-        {"name": f"Customer {customer_id}", "email": f"{customer_id}@example.com", "tier": tier},
-    )
-    assert r.status_code == 201, r.text
-
-
-def place(
-    api: Any,
-    number: str,
-    lines: list[tuple[str, int]] | list[tuple[str, int, str]],
-    *,
-    customer_id: str = "C1",
-    channel: str = "web",
-    placed_at: datetime | str | None = None,
-    priority: int | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"order_number": number, "channel": channel, "customer_id": customer_id, "lines": []}
-    for line in lines:
-        item: dict[str, Any] = {"sku": line[0], "qty": line[1]}
-        if len(line) == 3:
-            item["unit_price"] = line[2]
-        body["lines"].append(item)
-    if placed_at is not None:
-        body["placed_at"] = placed_at if isinstance(placed_at, str) else rfc3339(placed_at)
-    if priority is not None:
-        body["priority"] = priority
-    r = api.post("/orders", body)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def set_rule(api: Any, keys: list[str]) -> None:
@@ -108,11 +65,11 @@ def all_pages(api: Any, limit: int, **params: Any) -> tuple[list[dict[str, Any]]
 def _filter_world(api: Any) -> datetime:
     """Two waiting SKUs, four orders of different ages, channels and customers."""
     now = datetime.now(UTC)
-    make_customer(api, "C1", "standard")
-    make_customer(api, "C2", "gold")
-    make_product(api, "S1")
-    make_product(api, "S2")
-    make_product(api, "S3", on_hand=10)
+    put_customer(api, "C1", "standard")
+    put_customer(api, "C2", "gold")
+    put_product(api, "S1")
+    put_product(api, "S2")
+    put_product(api, "S3", on_hand=10)
     place(api, "O-1", [("S1", 2)], placed_at=now - timedelta(days=10, hours=1))
     place(
         api,
@@ -216,11 +173,11 @@ def _queue_world(api: Any) -> None:
     O-D    silver         11-04       0          60.00
     O-E    platinum       11-05       3         160.00
     """
-    make_customer(api, "CS", "standard")
-    make_customer(api, "CV", "silver")
-    make_customer(api, "CG", "gold")
-    make_customer(api, "CP", "platinum")
-    make_product(api, "Q")
+    put_customer(api, "CS", "standard")
+    put_customer(api, "CV", "silver")
+    put_customer(api, "CG", "gold")
+    put_customer(api, "CP", "platinum")
+    put_product(api, "Q")
     place(api, "O-A", [("Q", 2, "50.00")], customer_id="CS", placed_at="2026-11-01T09:00:00Z")
     place(api, "O-B", [("Q", 2, "10.00")], customer_id="CP", placed_at="2026-11-02T09:00:00Z")
     place(api, "O-C", [("Q", 2, "80.00")], customer_id="CG", placed_at="2026-11-03T09:00:00Z", priority=3)
@@ -332,9 +289,9 @@ def test_a_customer_tier_change_moves_their_lines_in_a_tier_ranked_queue(api):
 
 
 def test_queue_positions_count_only_lines_of_the_same_sku(api):
-    make_customer(api, "C1")
-    make_product(api, "P")
-    make_product(api, "R")
+    put_customer(api, "C1")
+    put_product(api, "P")
+    put_product(api, "R")
     place(api, "O-1", [("P", 1), ("R", 1)], placed_at="2026-11-01T09:00:00Z")
     place(api, "O-2", [("R", 1)], placed_at="2026-11-02T09:00:00Z")
     place(api, "O-3", [("P", 1), ("R", 1)], placed_at="2026-11-03T09:00:00Z")
@@ -353,10 +310,10 @@ def test_queue_positions_count_only_lines_of_the_same_sku(api):
 
 def _paging_world(api: Any) -> None:
     """Eleven waiting lines (5 of P, 6 of R), with ties on placed_at, value, tier and priority."""
-    make_customer(api, "CS", "standard")
-    make_customer(api, "CG", "gold")
-    make_product(api, "P", price="5.00")
-    make_product(api, "R", price="7.50")
+    put_customer(api, "CS", "standard")
+    put_customer(api, "CG", "gold")
+    put_product(api, "P", price="5.00")
+    put_product(api, "R", price="7.50")
     same_time = "2026-11-10T12:00:00Z"
     place(api, "O-01", [("P", 1), ("R", 2)], customer_id="CS", placed_at=same_time)
     place(api, "O-02", [("P", 2)], customer_id="CG", placed_at=same_time)
@@ -400,8 +357,8 @@ def test_cursor_paging_returns_every_line_exactly_once(api, rule, sort, expected
 
 
 def test_the_last_page_is_exact_when_lines_divide_evenly(api):
-    make_customer(api, "C1")
-    make_product(api, "P")
+    put_customer(api, "C1")
+    put_product(api, "P")
     for i in range(4):
         place(api, f"O-{i}", [("P", 1)], placed_at=f"2026-11-0{i + 1}T09:00:00Z")
 

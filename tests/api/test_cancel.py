@@ -6,37 +6,18 @@ from typing import Any
 
 from oms.domain.access import Role
 
+from .. import builders
+from ..builders import order_json, put_customer, put_product, stock
+
 PROBLEM = "application/problem+json"
 
 
 # ---- local setup helpers ------------------------------------------------------------------------
 
 
-def make_product(api: Any, sku: str, *, on_hand: int = 0) -> None:
-    r = api.put(f"/products/{sku}", {"name": f"Product {sku}", "unit_price": "10.00"})
-    assert r.status_code == 201, r.text
-    if on_hand:
-        r = api.post("/inventory/adjustments", {"sku": sku, "qty_delta": on_hand, "reason": "initial count"})
-        assert r.status_code == 201, r.text
-
-
-def make_customer(api: Any, customer_id: str = "C1") -> None:
-    r = api.put(f"/customers/{customer_id}", {"name": "Customer", "email": f"{customer_id}@example.com"})
-    assert r.status_code == 201, r.text
-
-
 def place(api: Any, number: str, lines: list[tuple[str, int]], day: int, **extra: Any) -> dict[str, Any]:
-    body = {
-        "order_number": number,
-        "channel": extra.pop("channel", "web"),
-        "customer_id": "C1",
-        "placed_at": f"2026-11-{day:02d}T09:00:00Z",
-        "lines": [{"sku": sku, "qty": qty} for sku, qty in lines],
-        **extra,
-    }
-    r = api.post("/orders", body)
-    assert r.status_code == 201, r.text
-    return r.json()
+    """An order placed on the given day of November 2026, at 09:00."""
+    return builders.place(api, number, lines, placed_at=f"2026-11-{day:02d}T09:00:00Z", **extra)
 
 
 def cancel(api: Any, number: str, reason: str, lines: list[tuple[int, int]] | None = None) -> Any:
@@ -44,12 +25,6 @@ def cancel(api: Any, number: str, reason: str, lines: list[tuple[int, int]] | No
     if lines is not None:
         body["lines"] = [{"line_no": n, "qty": q} for n, q in lines]
     return api.post(f"/orders/{number}/cancel", body)
-
-
-def order(api: Any, number: str) -> dict[str, Any]:
-    r = api.get(f"/orders/{number}")
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def quantities(o: dict[str, Any]) -> list[tuple[int, int, int, int, int]]:
@@ -60,10 +35,6 @@ def quantities(o: dict[str, Any]) -> list[tuple[int, int, int, int, int]]:
     ]
 
 
-def stock(api: Any, sku: str) -> dict[str, int]:
-    return api.get(f"/products/{sku}").json()["stock"]
-
-
 def queue(api: Any, sku: str) -> list[tuple[str, int, int]]:
     r = api.get("/backorders", params={"sku": sku})
     assert r.status_code == 200, r.text
@@ -71,13 +42,12 @@ def queue(api: Any, sku: str) -> list[tuple[str, int, int]]:
 
 
 def shipments(api: Any, number: str) -> list[tuple[str, list[tuple[int, int]]]]:
-    r = api.get("/shipments", params={"order_number": number})
-    assert r.status_code == 200, r.text
-    return [(s["status"], [(x["line_no"], x["qty"]) for x in s["lines"]]) for s in r.json()["items"]]
+    found = builders.shipments(api, order_number=number)
+    return [(s["status"], [(x["line_no"], x["qty"]) for x in s["lines"]]) for s in found]
 
 
 def shipment_ids(api: Any, number: str) -> list[int]:
-    return [s["id"] for s in api.get("/shipments", params={"order_number": number}).json()["items"]]
+    return [s["id"] for s in builders.shipments(api, order_number=number)]
 
 
 def advance(api: Any, shipment_id: int) -> dict[str, Any]:
@@ -96,9 +66,9 @@ def events(api: Any, number: str) -> list[dict[str, Any]]:
 
 
 def test_cancelling_a_whole_order_frees_its_units_for_the_next_waiting_order(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=2)
-    make_product(api, "B")
+    put_customer(api)
+    put_product(api, "A", on_hand=2)
+    put_product(api, "B")
     place(api, "O-1", [("A", 5), ("B", 1)], day=1)  # A: 2 allocated (in pick), 3 waiting; B: 1 waiting
     place(api, "O-2", [("A", 2)], day=2)  # waits behind O-1
     assert queue(api, "A") == [("O-1", 3, 1), ("O-2", 2, 2)]
@@ -109,9 +79,9 @@ def test_cancelling_a_whole_order_frees_its_units_for_the_next_waiting_order(api
     cancelled = r.json()
     assert cancelled["status"] == "cancelled"
     assert quantities(cancelled) == [(1, 0, 0, 0, 5), (2, 0, 0, 0, 1)]
-    assert order(api, "O-1") == cancelled
+    assert order_json(api, "O-1") == cancelled
     # the 2 freed units went straight to O-2, which now ships
-    o2 = order(api, "O-2")
+    o2 = order_json(api, "O-2")
     assert o2["status"] == "in_fulfillment"
     assert quantities(o2) == [(1, 2, 0, 0, 0)]
     assert shipments(api, "O-2") == [("pick", [(1, 2)])]
@@ -127,8 +97,8 @@ def test_cancelling_a_whole_order_frees_its_units_for_the_next_waiting_order(api
 
 
 def test_the_cancellation_event_records_the_reason_and_where_the_units_came_from(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=2)
+    put_customer(api)
+    put_product(api, "A", on_hand=2)
     place(api, "O-1", [("A", 5)], day=1)
 
     r = cancel(api, "O-1", "found it cheaper elsewhere")
@@ -146,8 +116,8 @@ def test_the_cancellation_event_records_the_reason_and_where_the_units_came_from
 
 
 def test_a_cancelled_order_cannot_be_cancelled_again(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 2)], day=1)
     assert cancel(api, "O-1", "first").status_code == 200
 
@@ -162,8 +132,8 @@ def test_a_cancelled_order_cannot_be_cancelled_again(api):
 
 
 def test_cancelling_some_units_takes_back_ordered_units_first_and_they_leave_the_queue(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=2)
+    put_customer(api)
+    put_product(api, "A", on_hand=2)
     place(api, "O-1", [("A", 5)], day=1)
     place(api, "O-2", [("A", 1)], day=2)
 
@@ -184,9 +154,9 @@ def test_cancelling_some_units_takes_back_ordered_units_first_and_they_leave_the
 
 
 def test_cancelling_allocated_units_gives_them_at_once_to_the_next_waiting_line(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=4)
-    make_product(api, "B", on_hand=5)
+    put_customer(api)
+    put_product(api, "A", on_hand=4)
+    put_product(api, "B", on_hand=5)
     place(api, "O-1", [("B", 1), ("A", 4)], day=1)  # all allocated, one shipment in pick
     place(api, "O-2", [("A", 2)], day=2)  # waits for 2
     place(api, "O-3", [("A", 3)], day=3)  # waits for 3
@@ -199,9 +169,9 @@ def test_cancelling_allocated_units_gives_them_at_once_to_the_next_waiting_line(
     # the shipment in pick shrank to what is left
     assert shipments(api, "O-1") == [("pick", [(1, 1), (2, 1)])]
     # 3 freed units: O-2 is filled (2), O-3 gets the third
-    assert quantities(order(api, "O-2")) == [(1, 2, 0, 0, 0)]
-    assert order(api, "O-2")["status"] == "in_fulfillment"
-    assert quantities(order(api, "O-3")) == [(1, 1, 2, 0, 0)]
+    assert quantities(order_json(api, "O-2")) == [(1, 2, 0, 0, 0)]
+    assert order_json(api, "O-2")["status"] == "in_fulfillment"
+    assert quantities(order_json(api, "O-3")) == [(1, 1, 2, 0, 0)]
     assert queue(api, "A") == [("O-3", 2, 1)]
     assert shipments(api, "O-2") == [("pick", [(1, 2)])]
     assert shipments(api, "O-3") == [("pick", [(1, 1)])]
@@ -209,15 +179,15 @@ def test_cancelling_allocated_units_gives_them_at_once_to_the_next_waiting_line(
 
 
 def test_cancelling_the_waiting_rest_of_a_dispatched_order_makes_it_dispatched(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=1)
+    put_customer(api)
+    put_product(api, "A", on_hand=1)
     place(api, "O-1", [("A", 3)], day=1)
     [shipment_id] = shipment_ids(api, "O-1")
     advance(api, shipment_id)
     advance(api, shipment_id)
     r = api.post(f"/shipments/{shipment_id}/advance", {"carrier": "DHL", "tracking_number": "TRK-1"})
     assert r.status_code == 200, r.text
-    assert order(api, "O-1")["status"] == "backordered"
+    assert order_json(api, "O-1")["status"] == "backordered"
 
     r = cancel(api, "O-1", "will not wait")
 
@@ -228,9 +198,9 @@ def test_cancelling_the_waiting_rest_of_a_dispatched_order_makes_it_dispatched(a
 
 
 def test_cancelling_a_waiting_line_of_a_ship_complete_order_releases_the_rest(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=2)
-    make_product(api, "B")
+    put_customer(api)
+    put_product(api, "A", on_hand=2)
+    put_product(api, "B")
     place(api, "O-1", [("A", 2), ("B", 3)], day=1, ship_policy="complete")
     assert shipments(api, "O-1") == []
 
@@ -243,9 +213,9 @@ def test_cancelling_a_waiting_line_of_a_ship_complete_order_releases_the_rest(ap
 
 
 def test_unreleased_units_of_a_ship_complete_order_can_be_cancelled_and_go_to_the_queue(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=2)
-    make_product(api, "B")
+    put_customer(api)
+    put_product(api, "A", on_hand=2)
+    put_product(api, "B")
     place(api, "O-1", [("A", 2), ("B", 1)], day=1, ship_policy="complete")  # A held, reserved
     place(api, "O-2", [("A", 1)], day=2)
 
@@ -253,7 +223,7 @@ def test_unreleased_units_of_a_ship_complete_order_can_be_cancelled_and_go_to_th
 
     assert r.status_code == 200, r.text
     assert quantities(r.json()) == [(1, 1, 0, 0, 1), (2, 0, 1, 0, 0)]
-    assert quantities(order(api, "O-2")) == [(1, 1, 0, 0, 0)]
+    assert quantities(order_json(api, "O-2")) == [(1, 1, 0, 0, 0)]
     assert shipments(api, "O-1") == []
     assert shipments(api, "O-2") == [("pick", [(1, 1)])]
 
@@ -263,9 +233,9 @@ def test_unreleased_units_of_a_ship_complete_order_can_be_cancelled_and_go_to_th
 
 def _packed_order(api: Any) -> int:
     """O-1: 3 units of A allocated and packed; 2 units of B waiting. O-2 waits for A."""
-    make_customer(api)
-    make_product(api, "A", on_hand=3)
-    make_product(api, "B")
+    put_customer(api)
+    put_product(api, "A", on_hand=3)
+    put_product(api, "B")
     place(api, "O-1", [("A", 3), ("B", 2)], day=1)
     place(api, "O-2", [("A", 1)], day=2)
     [shipment_id] = shipment_ids(api, "O-1")
@@ -275,7 +245,7 @@ def _packed_order(api: Any) -> int:
 
 def test_packed_units_cannot_be_cancelled_and_nothing_changes(api):
     shipment_id = _packed_order(api)
-    before = (order(api, "O-1"), order(api, "O-2"), stock(api, "A"), stock(api, "B"), events(api, "O-1"))
+    before = (order_json(api, "O-1"), order_json(api, "O-2"), stock(api, "A"), stock(api, "B"), events(api, "O-1"))
 
     r = cancel(api, "O-1", "too late", [(1, 1)])
 
@@ -285,7 +255,7 @@ def test_packed_units_cannot_be_cancelled_and_nothing_changes(api):
     # a request mixing a cancellable line with a packed one is refused whole
     r = cancel(api, "O-1", "too late", [(2, 2), (1, 3)])
     assert r.status_code == 409, r.text
-    after = (order(api, "O-1"), order(api, "O-2"), stock(api, "A"), stock(api, "B"), events(api, "O-1"))
+    after = (order_json(api, "O-1"), order_json(api, "O-2"), stock(api, "A"), stock(api, "B"), events(api, "O-1"))
     assert after == before
     assert quantities(after[0]) == [(1, 3, 0, 0, 0), (2, 0, 2, 0, 0)]
     assert api.get(f"/shipments/{shipment_id}").json()["lines"] == [{"line_no": 1, "sku": "A", "qty": 3}]
@@ -307,8 +277,8 @@ def test_cancelling_a_whole_order_with_packed_units_cancels_only_the_outstanding
 
 
 def test_an_order_whose_units_are_all_packed_has_nothing_to_cancel(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=3)
+    put_customer(api)
+    put_product(api, "A", on_hand=3)
     place(api, "O-1", [("A", 3)], day=1)
     [shipment_id] = shipment_ids(api, "O-1")
     advance(api, shipment_id)
@@ -316,43 +286,43 @@ def test_an_order_whose_units_are_all_packed_has_nothing_to_cancel(api):
     r = cancel(api, "O-1", "too late")
 
     assert r.status_code == 409, r.text
-    assert quantities(order(api, "O-1")) == [(1, 3, 0, 0, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 3, 0, 0, 0)]
     assert stock(api, "A") == {"on_hand": 3, "allocated": 3, "available": 0, "backordered": 0, "incoming": 0}
 
 
 def test_dispatched_units_cannot_be_cancelled(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=3)
+    put_customer(api)
+    put_product(api, "A", on_hand=3)
     place(api, "O-1", [("A", 3)], day=1)
     [shipment_id] = shipment_ids(api, "O-1")
     advance(api, shipment_id)
     advance(api, shipment_id)
     r = api.post(f"/shipments/{shipment_id}/advance", {"carrier": "DHL", "tracking_number": "TRK-1"})
     assert r.status_code == 200, r.text
-    assert order(api, "O-1")["status"] == "dispatched"
+    assert order_json(api, "O-1")["status"] == "dispatched"
 
     r = cancel(api, "O-1", "too late", [(1, 1)])
 
     assert r.status_code == 409, r.text
-    assert quantities(order(api, "O-1")) == [(1, 0, 0, 3, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 0, 0, 3, 0)]
     assert stock(api, "A") == {"on_hand": 0, "allocated": 0, "available": 0, "backordered": 0, "incoming": 0}
 
 
 def test_cancelling_more_units_than_are_outstanding_is_refused(api):
-    make_customer(api)
-    make_product(api, "A", on_hand=1)
+    put_customer(api)
+    put_product(api, "A", on_hand=1)
     place(api, "O-1", [("A", 3)], day=1)
 
     r = cancel(api, "O-1", "typo", [(1, 4)])
 
     assert r.status_code == 409, r.text
     assert r.json()["errors"] == [{"line_no": 1, "sku": "A", "requested": 4, "cancellable": 3}]
-    assert quantities(order(api, "O-1")) == [(1, 1, 2, 0, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 1, 2, 0, 0)]
 
 
 def test_cancelling_an_unknown_line_is_refused_with_422_and_nothing_changes(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 3)], day=1)
 
     r = cancel(api, "O-1", "typo", [(1, 1), (7, 1)])
@@ -360,14 +330,14 @@ def test_cancelling_an_unknown_line_is_refused_with_422_and_nothing_changes(api)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == PROBLEM
     assert [e["value"] for e in r.json()["errors"]] == [7]
-    assert quantities(order(api, "O-1")) == [(1, 0, 3, 0, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 0, 3, 0, 0)]
     assert queue(api, "A") == [("O-1", 3, 1)]
     assert [e["type"] for e in events(api, "O-1") if e["type"] == "cancelled"] == []
 
 
 def test_a_cancellation_needs_a_reason_and_known_fields(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 3)], day=1)
 
     assert api.post("/orders/O-1/cancel", {}).status_code == 422
@@ -375,28 +345,28 @@ def test_a_cancellation_needs_a_reason_and_known_fields(api):
     assert api.post("/orders/O-1/cancel", {"reason": "x", "lines": [{"line_no": 1, "qty": 0}]}).status_code == 422
     assert api.post("/orders/O-1/cancel", {"reason": "x", "refund": True}).status_code == 422
     assert api.post("/orders/NOPE/cancel", {"reason": "x"}).status_code == 404
-    assert quantities(order(api, "O-1")) == [(1, 0, 3, 0, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 0, 3, 0, 0)]
 
 
 def test_a_channel_cannot_cancel_another_channels_order(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 3)], day=1, channel="web")
     pos = api.as_role(Role.CHANNEL, channel="pos")
 
     r = pos.post("/orders/O-1/cancel", {"reason": "not mine"})
 
     assert r.status_code == 404, r.text
-    assert quantities(order(api, "O-1")) == [(1, 0, 3, 0, 0)]
+    assert quantities(order_json(api, "O-1")) == [(1, 0, 3, 0, 0)]
 
 
 # ---- priority -----------------------------------------------------------------------------------
 
 
 def test_raising_an_orders_priority_moves_its_lines_up_the_queue(api):
-    make_customer(api)
-    make_product(api, "A")
-    make_product(api, "B")
+    put_customer(api)
+    put_product(api, "A")
+    put_product(api, "B")
     place(api, "O-1", [("A", 2)], day=1)
     place(api, "O-2", [("A", 2)], day=2)
     place(api, "O-3", [("B", 1), ("A", 2)], day=3)
@@ -406,7 +376,7 @@ def test_raising_an_orders_priority_moves_its_lines_up_the_queue(api):
 
     assert r.status_code == 200, r.text
     assert r.json()["priority"] == 7
-    assert order(api, "O-3")["priority"] == 7
+    assert order_json(api, "O-3")["priority"] == 7
     assert queue(api, "A") == [("O-3", 2, 1), ("O-1", 2, 2), ("O-2", 2, 3)]
     assert queue(api, "B") == [("O-3", 1, 1)]
     changed = [e["data"] for e in events(api, "O-3") if e["type"] == "priority_changed"]
@@ -422,8 +392,8 @@ def test_raising_an_orders_priority_moves_its_lines_up_the_queue(api):
 
 
 def test_a_new_priority_re_dates_the_queue(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 2)], day=1)
     place(api, "O-2", [("A", 2)], day=2)
     r = api.post(
@@ -431,17 +401,20 @@ def test_a_new_priority_re_dates_the_queue(api):
         {"po_number": "PO-1", "supplier": "Acme", "lines": [{"sku": "A", "qty": 2, "expected_date": "2027-01-20"}]},
     )
     assert r.status_code == 201, r.text
-    assert [x["eta"] for x in (order(api, "O-1")["lines"][0], order(api, "O-2")["lines"][0])] == ["2027-01-20", None]
+    assert [x["eta"] for x in (order_json(api, "O-1")["lines"][0], order_json(api, "O-2")["lines"][0])] == [
+        "2027-01-20",
+        None,
+    ]
 
     assert api.post("/orders/O-2/priority", {"priority": 1}).status_code == 200
 
-    assert order(api, "O-2")["lines"][0]["eta"] == "2027-01-20"
-    assert order(api, "O-1")["lines"][0]["eta"] is None
+    assert order_json(api, "O-2")["lines"][0]["eta"] == "2027-01-20"
+    assert order_json(api, "O-1")["lines"][0]["eta"] is None
 
 
 def test_lowering_a_priority_moves_the_order_down_and_bad_priorities_are_refused(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 1)], day=1)
     place(api, "O-2", [("A", 1)], day=2)
 
@@ -451,12 +424,12 @@ def test_lowering_a_priority_moves_the_order_down_and_bad_priorities_are_refused
     assert api.post("/orders/O-1/priority", {"priority": 5000}).status_code == 422
     assert api.post("/orders/O-1/priority", {"priority": 1, "why": "vip"}).status_code == 422
     assert api.post("/orders/NOPE/priority", {"priority": 1}).status_code == 404
-    assert order(api, "O-1")["priority"] == -3
+    assert order_json(api, "O-1")["priority"] == -3
 
 
 def test_a_cancellation_records_the_reason_code_it_was_sent_with(api):
-    make_customer(api)
-    make_product(api, "A")
+    put_customer(api)
+    put_product(api, "A")
     place(api, "O-1", [("A", 2)], day=1)
     r = api.post("/orders/O-1/cancel", {"reason": "phoned in: wants the blue one", "reason_code": "customer"})
     assert r.status_code == 200, r.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..builders import order_body, put_customer, put_product, stock
+
 PROBLEM = "application/problem+json"
 EMPTY_STOCK = {"on_hand": 0, "allocated": 0, "available": 0, "backordered": 0, "incoming": 0}
 DEFAULT_POLICY = {
@@ -31,41 +33,13 @@ def at(minutes: int) -> str:
     return (base + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-def put_product(api, sku: str, price: str = "10.00", lead: int | None = None, policy: dict | None = None) -> Any:
-    body: dict[str, Any] = {"name": f"Product {sku}", "unit_price": price}
-    if lead is not None:
-        body["lead_time_days"] = lead
-    if policy is not None:
-        body["backorder_policy"] = policy
-    r = api.put(f"/products/{sku}", body)
-    assert r.status_code in (200, 201), r.text
-    return r
-
-
-def put_customer(api, customer_id: str = "C1", tier: str = "standard") -> None:
-    r = api.put(f"/customers/{customer_id}", {"name": customer_id, "email": f"{customer_id}@example.com", "tier": tier})
-    assert r.status_code in (200, 201), r.text
-
-
-def stock(api, sku: str) -> dict[str, int]:
-    r = api.get(f"/products/{sku}")
-    assert r.status_code == 200, r.text
-    return r.json()["stock"]
-
-
 def adjust(api, sku: str, delta: int) -> Any:
     return api.post("/inventory/adjustments", {"sku": sku, "qty_delta": delta, "reason": "count"})
 
 
-def place(api, number: str, lines: list[tuple[str, int]], channel: str = "web", customer: str = "C1", **extra) -> Any:
-    body = {
-        "order_number": number,
-        "channel": channel,
-        "customer_id": customer,
-        "lines": [{"sku": s, "qty": q} for s, q in lines],
-        **extra,
-    }
-    return api.post("/orders", body)
+def place(api, number: str, lines: list[tuple[str, int]], **kw: Any) -> Any:
+    """The API's answer to an order (accepted or refused)."""
+    return api.post("/orders", order_body(number, lines, **kw))
 
 
 def line(api, number: str, line_no: int = 1) -> dict[str, Any]:
@@ -369,8 +343,8 @@ def test_a_tier_ranked_rule_gives_found_units_to_the_higher_tier_first(api):
     put_product(api, "P-1")
     put_customer(api, "STD", "standard")
     put_customer(api, "GLD", "gold")
-    assert place(api, "O-STD", [("P-1", 2)], customer="STD", placed_at=at(1)).status_code == 201
-    assert place(api, "O-GLD", [("P-1", 2)], customer="GLD", placed_at=at(2)).status_code == 201
+    assert place(api, "O-STD", [("P-1", 2)], customer_id="STD", placed_at=at(1)).status_code == 201
+    assert place(api, "O-GLD", [("P-1", 2)], customer_id="GLD", placed_at=at(2)).status_code == 201
     assert api.put("/settings/allocation-rule", {"keys": ["customer_tier", "placed_at"]}).status_code == 200
 
     r = adjust(api, "P-1", 2)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .. import builders
+from ..builders import put_customer, put_product, shipments, stock
+
 PROBLEM = "application/problem+json"
 CARRIER = {"carrier": "DHL", "tracking_number": "JD0001"}
 
@@ -24,34 +27,12 @@ def at(minutes: int) -> str:
 def setup(api, stock_by_sku: dict[str, int], policy: dict | None = None) -> None:
     """Products with stock on hand, and customer C1."""
     for sku, qty in stock_by_sku.items():
-        body: dict[str, Any] = {"name": sku, "unit_price": "5.00"}
-        if policy is not None:
-            body["backorder_policy"] = policy
-        assert api.put(f"/products/{sku}", body).status_code == 201
-        if qty:
-            r = api.post("/inventory/adjustments", {"sku": sku, "qty_delta": qty, "reason": "count"})
-            assert r.status_code == 201, r.text
-    assert api.put("/customers/C1", {"name": "C1", "email": "c1@example.com"}).status_code == 201
+        put_product(api, sku, on_hand=qty, price="5.00", policy=policy)
+    put_customer(api, "C1")
 
 
 def place(api, number: str, lines: list[tuple[str, int]], channel: str = "web", minute: int = 1, **extra) -> Any:
-    body = {
-        "order_number": number,
-        "channel": channel,
-        "customer_id": "C1",
-        "placed_at": at(minute),
-        "lines": [{"sku": s, "qty": q} for s, q in lines],
-        **extra,
-    }
-    r = api.post("/orders", body)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def shipments(api, **params: str) -> list[dict[str, Any]]:
-    r = api.get("/shipments", params=params)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
+    return builders.place(api, number, lines, channel=channel, placed_at=at(minute), **extra)
 
 
 def only_shipment(api, order_number: str) -> dict[str, Any]:
@@ -69,10 +50,6 @@ def to_awaiting_shipment(api, shipment_id: int) -> None:
         r = advance(api, shipment_id)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == expected
-
-
-def stock(api, sku: str) -> dict[str, int]:
-    return api.get(f"/products/{sku}").json()["stock"]
 
 
 def shape(s: dict[str, Any]) -> dict[str, Any]:

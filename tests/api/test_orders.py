@@ -6,75 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..builders import order_body, place, put_customer, put_product, receive, shipments, stock
+
 PROBLEM = "application/problem+json"
 ZERO_STOCK = {"on_hand": 0, "allocated": 0, "available": 0, "backordered": 0, "incoming": 0}
 
 
-# ---- local setup helpers ------------------------------------------------------------------------
-
-
-def make_product(
-    api: Any,
-    sku: str,
-    *,
-    on_hand: int = 0,
-    price: str = "10.00",
-    lead_time_days: int | None = None,
-    policy: dict[str, Any] | None = None,
-) -> None:
-    body: dict[str, Any] = {"name": f"Product {sku}", "unit_price": price}
-    if lead_time_days is not None:
-        body["lead_time_days"] = lead_time_days
-    if policy is not None:
-        body["backorder_policy"] = policy
-    r = api.put(f"/products/{sku}", body)
-    assert r.status_code == 201, r.text
-    if on_hand:
-        r = api.post("/inventory/adjustments", {"sku": sku, "qty_delta": on_hand, "reason": "initial count"})
-        assert r.status_code == 201, r.text
-
-
-def make_customer(api: Any, customer_id: str, tier: str = "standard") -> None:
-    r = api.put(
-        f"/customers/{customer_id}",
-        {"name": f"Customer {customer_id}", "email": f"{customer_id}@example.com", "tier": tier},
-    )
-    assert r.status_code == 201, r.text
-
-
-def order_body(number: str, lines: list[tuple[str, int]], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "order_number": number,
-        "channel": "web",
-        "customer_id": "C1",
-        "lines": [{"sku": sku, "qty": qty} for sku, qty in lines],
-    }
-    body.update(extra)
-    return body
-
-
-def place(api: Any, number: str, lines: list[tuple[str, int]], **extra: Any) -> dict[str, Any]:
-    r = api.post("/orders", order_body(number, lines, **extra))
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def receive(api: Any, grn: str, sku: str, qty: int) -> dict[str, Any]:
-    r = api.post("/receipts", {"grn_number": grn, "lines": [{"sku": sku, "qty": qty}]})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def stock(api: Any, sku: str) -> dict[str, int]:
-    r = api.get(f"/products/{sku}")
-    assert r.status_code == 200, r.text
-    return r.json()["stock"]
-
-
-def shipments_of(api: Any, order_number: str) -> list[dict[str, Any]]:
-    r = api.get("/shipments", params={"order_number": order_number})
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
+# ---- local reading helpers ----------------------------------------------------------------------
 
 
 def line_quantities(order: dict[str, Any]) -> list[tuple[int, str, int, int, int, int, int]]:
@@ -102,10 +40,10 @@ def waiting_order_numbers(api: Any, sku: str) -> list[tuple[str, int]]:
 
 
 def test_each_line_takes_what_is_available_and_the_rest_is_backordered(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=5, price="12.50")
-    make_product(api, "B", on_hand=10, price="3.00")
-    make_product(api, "C", price="7.25", lead_time_days=7)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=5, price="12.50")
+    put_product(api, "B", on_hand=10, price="3.00")
+    put_product(api, "C", price="7.25", lead_time_days=7)
     r = api.post(
         "/purchase-orders",
         {"po_number": "PO-A", "supplier": "Acme", "lines": [{"sku": "A", "qty": 10, "expected_date": "2027-01-15"}]},
@@ -142,14 +80,14 @@ def test_each_line_takes_what_is_available_and_the_rest_is_backordered(api):
     assert stock(api, "B") == {"on_hand": 10, "allocated": 2, "available": 8, "backordered": 0, "incoming": 0}
     assert stock(api, "C") == {"on_hand": 0, "allocated": 0, "available": 0, "backordered": 4, "incoming": 0}
     # ship partial: what was allocated is released into one shipment at once
-    [shipment] = shipments_of(api, "O-1")
+    [shipment] = shipments(api, order_number="O-1")
     assert shipment["status"] == "pick"
     assert shipment["lines"] == [{"line_no": 1, "sku": "A", "qty": 5}, {"line_no": 2, "sku": "B", "qty": 2}]
 
 
 def test_a_new_line_is_dated_at_its_place_in_the_queue(api):
-    make_customer(api, "C1")
-    make_product(api, "A")
+    put_customer(api, "C1")
+    put_product(api, "A")
     for po, qty, day in [("PO-1", 4, "2027-01-10"), ("PO-2", 10, "2027-02-10")]:
         r = api.post(
             "/purchase-orders",
@@ -171,8 +109,8 @@ def test_a_new_line_is_dated_at_its_place_in_the_queue(api):
 
 
 def test_an_order_fully_in_stock_is_in_fulfillment_and_a_line_price_overrides_the_catalogue(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=4, price="20.00")
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=4, price="20.00")
 
     r = api.post(
         "/orders",
@@ -194,8 +132,8 @@ def test_an_order_fully_in_stock_is_in_fulfillment_and_a_line_price_overrides_th
 
 
 def test_lines_of_the_same_sku_share_its_availability_in_line_order(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=3)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=3)
 
     order = place(api, "O-3", [("A", 2), ("A", 2)])
 
@@ -204,12 +142,12 @@ def test_lines_of_the_same_sku_share_its_availability_in_line_order(api):
 
 
 def test_a_refused_order_names_every_refused_sku_and_stores_nothing(api):
-    make_customer(api, "C1")
-    make_product(api, "OK", on_hand=5)
-    make_product(api, "NEVER", on_hand=2, policy={"mode": "never"})
-    make_product(api, "CAPPED", policy={"mode": "always", "max_backorder_qty": 3})
-    make_product(api, "WEBONLY", on_hand=1, policy={"mode": "always", "channels": ["web"]})
-    make_product(api, "INCOMING", policy={"mode": "when_incoming"})
+    put_customer(api, "C1")
+    put_product(api, "OK", on_hand=5)
+    put_product(api, "NEVER", on_hand=2, policy={"mode": "never"})
+    put_product(api, "CAPPED", policy={"mode": "always", "max_backorder_qty": 3})
+    put_product(api, "WEBONLY", on_hand=1, policy={"mode": "always", "channels": ["web"]})
+    put_product(api, "INCOMING", policy={"mode": "when_incoming"})
     r = api.post(
         "/purchase-orders",
         {
@@ -255,16 +193,16 @@ def test_a_refused_order_names_every_refused_sku_and_stores_nothing(api):
     assert api.get("/orders/O-REFUSED/events").status_code == 404
     assert {sku: stock(api, sku) for sku in before} == before
     assert api.get("/backorders").json()["items"] == []
-    assert shipments_of(api, "O-REFUSED") == []
+    assert shipments(api, order_number="O-REFUSED") == []
     # nothing was reserved: the same SKUs can still be ordered within what the policies allow
     ok = place(api, "O-AFTER", [("OK", 5), ("NEVER", 2), ("CAPPED", 3)], channel="pos")
     assert line_quantities(ok) == [(1, "OK", 5, 5, 0, 0, 0), (2, "NEVER", 2, 2, 0, 0, 0), (3, "CAPPED", 3, 0, 3, 0, 0)]
 
 
 def test_back_ordering_within_the_policy_is_accepted(api):
-    make_customer(api, "C1")
-    make_product(api, "CAPPED", on_hand=1, policy={"mode": "always", "max_backorder_qty": 10, "max_qty_per_line": 2})
-    make_product(api, "INCOMING", policy={"mode": "when_incoming"})
+    put_customer(api, "C1")
+    put_product(api, "CAPPED", on_hand=1, policy={"mode": "always", "max_backorder_qty": 10, "max_qty_per_line": 2})
+    put_product(api, "INCOMING", policy={"mode": "when_incoming"})
     r = api.post(
         "/purchase-orders",
         {
@@ -295,8 +233,8 @@ def test_back_ordering_within_the_policy_is_accepted(api):
 
 
 def test_unknown_customer_and_unknown_skus_are_named_and_nothing_is_stored(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=5)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=5)
 
     r = api.post(
         "/orders",
@@ -313,7 +251,7 @@ def test_unknown_customer_and_unknown_skus_are_named_and_nothing_is_stored(api):
 
 
 def test_an_unknown_sku_alone_is_refused_with_422(api):
-    make_customer(api, "C1")
+    put_customer(api, "C1")
 
     r = api.post("/orders", order_body("O-BAD", [("NOPE", 1)]))
 
@@ -323,8 +261,8 @@ def test_an_unknown_sku_alone_is_refused_with_422(api):
 
 
 def test_unknown_body_fields_are_refused(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=5)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=5)
 
     r = api.post("/orders", order_body("O-X", [("A", 1)], gift_wrap=True))
     assert r.status_code == 422, r.text
@@ -342,8 +280,8 @@ def test_unknown_body_fields_are_refused(api):
 
 
 def test_zero_and_negative_quantities_are_refused(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=5)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=5)
 
     for qty in (0, -1):
         r = api.post("/orders", order_body("O-Q", [("A", 2), ("A", qty)]))
@@ -360,8 +298,8 @@ def test_zero_and_negative_quantities_are_refused(api):
 
 
 def test_the_same_order_sent_again_returns_the_stored_order_without_placing_it_twice(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=3)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=3)
     body = order_body("O-1", [("A", 5)], placed_at="2026-11-01T08:00:00Z")
 
     first = api.post("/orders", body)
@@ -372,13 +310,13 @@ def test_the_same_order_sent_again_returns_the_stored_order_without_placing_it_t
     assert again.json() == first.json()
     assert line_quantities(again.json()) == [(1, "A", 5, 3, 2, 0, 0)]
     assert stock(api, "A") == {"on_hand": 3, "allocated": 3, "available": 0, "backordered": 2, "incoming": 0}
-    assert len(shipments_of(api, "O-1")) == 1
+    assert len(shipments(api, order_number="O-1")) == 1
     assert len(api.get("/orders").json()["items"]) == 1
 
 
 def test_the_same_order_number_with_a_different_body_or_channel_is_a_conflict(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=3)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=3)
     stored = place(api, "O-1", [("A", 2)])
 
     different_qty = api.post("/orders", order_body("O-1", [("A", 1)]))
@@ -396,41 +334,41 @@ def test_the_same_order_number_with_a_different_body_or_channel_is_a_conflict(ap
 
 
 def test_ship_complete_holds_every_unit_until_all_lines_are_fully_allocated(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=2)
-    make_product(api, "B", on_hand=1)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=2)
+    put_product(api, "B", on_hand=1)
 
     order = place(api, "O-1", [("A", 2), ("B", 3)], ship_policy="complete")
 
     assert order["ship_policy"] == "complete"
     assert order["status"] == "backordered"
     assert line_quantities(order) == [(1, "A", 2, 2, 0, 0, 0), (2, "B", 3, 1, 2, 0, 0)]
-    assert shipments_of(api, "O-1") == []
+    assert shipments(api, order_number="O-1") == []
     # the held units stay reserved: nobody else can take them
     assert stock(api, "A") == {"on_hand": 2, "allocated": 2, "available": 0, "backordered": 0, "incoming": 0}
 
-    receive(api, "GRN-1", "B", 1)
+    receive(api, "GRN-1", [("B", 1)])
     assert line_quantities(api.get("/orders/O-1").json())[1] == (2, "B", 3, 2, 1, 0, 0)
-    assert shipments_of(api, "O-1") == []
+    assert shipments(api, order_number="O-1") == []
 
-    receive(api, "GRN-2", "B", 1)
+    receive(api, "GRN-2", [("B", 1)])
     order = api.get("/orders/O-1").json()
     assert order["status"] == "in_fulfillment"
     assert line_quantities(order) == [(1, "A", 2, 2, 0, 0, 0), (2, "B", 3, 3, 0, 0, 0)]
-    [shipment] = shipments_of(api, "O-1")
+    [shipment] = shipments(api, order_number="O-1")
     assert shipment["status"] == "pick"
     assert shipment["lines"] == [{"line_no": 1, "sku": "A", "qty": 2}, {"line_no": 2, "sku": "B", "qty": 3}]
 
 
 def test_ship_partial_releases_each_allocation_into_its_own_shipment(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=1)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=1)
 
     place(api, "O-1", [("A", 3)])
-    receive(api, "GRN-1", "A", 2)
+    receive(api, "GRN-1", [("A", 2)])
 
-    shipments = shipments_of(api, "O-1")
-    assert [(s["status"], s["lines"]) for s in shipments] == [
+    found = shipments(api, order_number="O-1")
+    assert [(s["status"], s["lines"]) for s in found] == [
         ("pick", [{"line_no": 1, "sku": "A", "qty": 1}]),
         ("pick", [{"line_no": 1, "sku": "A", "qty": 2}]),
     ]
@@ -441,8 +379,8 @@ def test_ship_partial_releases_each_allocation_into_its_own_shipment(api):
 
 
 def test_a_higher_manual_priority_is_served_before_older_orders(api):
-    make_customer(api, "C1")
-    make_product(api, "A")
+    put_customer(api, "C1")
+    put_product(api, "A")
     place(api, "O-OLD", [("A", 2)], placed_at="2026-11-01T08:00:00Z")
     place(api, "O-MID", [("A", 2)], placed_at="2026-11-02T08:00:00Z", priority=-5)
     boosted = place(api, "O-VIP", [("A", 2)], placed_at="2026-11-03T08:00:00Z", priority=10)
@@ -450,7 +388,7 @@ def test_a_higher_manual_priority_is_served_before_older_orders(api):
     assert boosted["priority"] == 10
     assert waiting_order_numbers(api, "A") == [("O-VIP", 1), ("O-OLD", 2), ("O-MID", 3)]
 
-    grn = receive(api, "GRN-1", "A", 3)
+    grn = receive(api, "GRN-1", [("A", 3)])
 
     assert grn["allocations"] == [
         {"order_number": "O-VIP", "line_no": 1, "sku": "A", "qty": 2},
@@ -465,10 +403,10 @@ def test_a_higher_manual_priority_is_served_before_older_orders(api):
 
 
 def _listing_world(api: Any) -> None:
-    make_customer(api, "C1")
-    make_customer(api, "C2")
-    make_product(api, "A", on_hand=2)
-    make_product(api, "B", on_hand=10)
+    put_customer(api, "C1")
+    put_customer(api, "C2")
+    put_product(api, "A", on_hand=2)
+    put_product(api, "B", on_hand=10)
     place(api, "O-1", [("A", 2)], placed_at="2026-11-01T08:00:00Z")  # in_fulfillment
     place(api, "O-2", [("A", 1), ("B", 1)], placed_at="2026-11-02T08:00:00Z", channel="pos")  # backordered
     place(api, "O-3", [("B", 2)], placed_at="2026-11-03T08:00:00Z", customer_id="C2")  # in_fulfillment
@@ -539,16 +477,16 @@ def test_an_unknown_order_is_404_problem(api):
 
 
 def test_the_events_of_an_order_are_listed_oldest_first(api):
-    make_customer(api, "C1")
-    make_product(api, "A", on_hand=1)
-    make_product(api, "B", lead_time_days=3)
+    put_customer(api, "C1")
+    put_product(api, "A", on_hand=1)
+    put_product(api, "B", lead_time_days=3)
     place(api, "O-1", [("A", 3), ("B", 2)])
     r = api.post(
         "/purchase-orders",
         {"po_number": "PO-B", "supplier": "Acme", "lines": [{"sku": "B", "qty": 5, "expected_date": "2027-03-01"}]},
     )
     assert r.status_code == 201, r.text
-    receive(api, "GRN-1", "A", 2)
+    receive(api, "GRN-1", [("A", 2)])
     r = api.post("/orders/O-1/cancel", {"reason": "customer changed mind", "lines": [{"line_no": 2, "qty": 2}]})
     assert r.status_code == 200, r.text
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .. import builders
+from ..builders import adjust, po_body, purchase_order, put_customer, put_product, stock
+
 PROBLEM = "application/problem+json"
 
 
@@ -24,44 +27,8 @@ def at(minutes: int) -> str:
     return (base + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-def product(api, sku: str, lead: int | None = None, policy: dict | None = None, price: str = "10.00") -> None:
-    body: dict[str, Any] = {"name": sku, "unit_price": price}
-    if lead is not None:
-        body["lead_time_days"] = lead
-    if policy is not None:
-        body["backorder_policy"] = policy
-    r = api.put(f"/products/{sku}", body)
-    assert r.status_code == 201, r.text
-
-
-def customer(api, customer_id: str = "C1") -> None:
-    r = api.put(f"/customers/{customer_id}", {"name": customer_id, "email": f"{customer_id}@example.com"})
-    assert r.status_code == 201, r.text
-
-
-def adjust(api, sku: str, delta: int) -> None:
-    r = api.post("/inventory/adjustments", {"sku": sku, "qty_delta": delta, "reason": "count"})
-    assert r.status_code == 201, r.text
-
-
-def stock(api, sku: str) -> dict[str, int]:
-    r = api.get(f"/products/{sku}")
-    assert r.status_code == 200, r.text
-    return r.json()["stock"]
-
-
 def place(api, number: str, lines: list[tuple[str, int]], minute: int, **extra) -> dict[str, Any]:
-    body = {
-        "order_number": number,
-        "channel": "web",
-        "customer_id": "C1",
-        "placed_at": at(minute),
-        "lines": [{"sku": s, "qty": q} for s, q in lines],
-        **extra,
-    }
-    r = api.post("/orders", body)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return builders.place(api, number, lines, placed_at=at(minute), **extra)
 
 
 def line(api, number: str, line_no: int = 1) -> dict[str, Any]:
@@ -74,18 +41,8 @@ def eta(api, number: str, line_no: int = 1) -> str | None:
     return line(api, number, line_no)["eta"]
 
 
-def po_body(number: str, lines: list[tuple[str, int, str]], supplier: str = "Acme") -> dict[str, Any]:
-    return {
-        "po_number": number,
-        "supplier": supplier,
-        "lines": [{"sku": s, "qty": q, "expected_date": d} for s, q, d in lines],
-    }
-
-
 def create_po(api, number: str, lines: list[tuple[str, int, str]]) -> dict[str, Any]:
-    r = api.post("/purchase-orders", po_body(number, lines))
-    assert r.status_code == 201, r.text
-    return r.json()
+    return dict(purchase_order(api, number, lines))
 
 
 def receipt(api, grn: str, lines: list[tuple[str, int]], po: str | None = None) -> Any:
@@ -121,8 +78,8 @@ def po_numbers(r) -> list[str]:
 
 
 def test_purchase_order_is_created_with_its_lines_and_adds_incoming(api):
-    product(api, "A")
-    product(api, "B")
+    put_product(api, "A")
+    put_product(api, "B")
     r = api.post("/purchase-orders", po_body("PO-1", [("A", 10, day(7)), ("B", 3, day(9))]))
     assert r.status_code == 201, r.text
     po = r.json()
@@ -141,7 +98,7 @@ def test_purchase_order_is_created_with_its_lines_and_adds_incoming(api):
 
 
 def test_duplicate_po_number_is_a_409_and_the_first_po_is_kept(api):
-    product(api, "A")
+    put_product(api, "A")
     create_po(api, "PO-1", [("A", 10, day(7))])
     body = assert_problem(api.post("/purchase-orders", po_body("PO-1", [("A", 99, day(1))])), 409)
     assert body["errors"][0]["field"] == "po_number"
@@ -150,7 +107,7 @@ def test_duplicate_po_number_is_a_409_and_the_first_po_is_kept(api):
 
 
 def test_purchase_order_naming_an_unknown_or_repeated_sku_is_a_422_naming_it_and_nothing_stored(api):
-    product(api, "A")
+    put_product(api, "A")
     r = api.post("/purchase-orders", po_body("PO-1", [("A", 5, day(7)), ("GHOST-9", 2, day(7))]))
     body = assert_problem(r, 422)
     assert body["errors"] == [{"field": "lines[].sku", "sku": "GHOST-9", "reason": "unknown sku"}]
@@ -164,8 +121,8 @@ def test_purchase_order_naming_an_unknown_or_repeated_sku_is_a_422_naming_it_and
 
 
 def test_purchase_orders_are_listed_by_status_sku_and_overdue(api):
-    product(api, "A")
-    product(api, "B")
+    put_product(api, "A")
+    put_product(api, "B")
     create_po(api, "PO-LATE", [("A", 5, day(-3))])  # open units, expected in the past: overdue
     create_po(api, "PO-SOON", [("B", 5, day(4))])
     create_po(api, "PO-GONE", [("A", 5, day(-3))])
@@ -195,8 +152,8 @@ def test_unknown_purchase_order_is_404(api):
 
 
 def test_patching_expected_date_and_qty_moves_the_etas_of_waiting_lines(api):
-    product(api, "A", lead=30)
-    customer(api)
+    put_product(api, "A", lead_time_days=30)
+    put_customer(api)
     place(api, "O-1", [("A", 3)], minute=1)
     assert eta(api, "O-1") == day(30)  # no PO yet: lead time
 
@@ -222,7 +179,7 @@ def test_patching_expected_date_and_qty_moves_the_etas_of_waiting_lines(api):
 
 
 def test_patching_qty_below_the_received_qty_or_a_sku_not_on_the_po_is_a_422_and_changes_nothing(api):
-    product(api, "A")
+    put_product(api, "A")
     create_po(api, "PO-1", [("A", 10, day(5))])
     assert receipt(api, "G-1", [("A", 4)], po="PO-1").status_code == 201
     before = api.get("/purchase-orders/PO-1").json()
@@ -231,7 +188,7 @@ def test_patching_qty_below_the_received_qty_or_a_sku_not_on_the_po_is_a_422_and
     assert body["errors"] == [
         {"field": "lines[].qty", "sku": "A", "qty": 3, "received_qty": 4, "reason": "below the received quantity"}
     ]
-    product(api, "B")
+    put_product(api, "B")
     body = assert_problem(api.patch("/purchase-orders/PO-1", {"lines": [{"sku": "B", "qty": 3}]}), 422)
     assert body["errors"] == [{"field": "lines[].sku", "sku": "B", "reason": "not on this purchase order"}]
     assert api.get("/purchase-orders/PO-1").json() == before
@@ -244,8 +201,8 @@ def test_patching_qty_below_the_received_qty_or_a_sku_not_on_the_po_is_a_422_and
 
 
 def test_cancelling_a_po_drops_incoming_and_redates_waiting_lines(api):
-    product(api, "A", lead=25)
-    customer(api)
+    put_product(api, "A", lead_time_days=25)
+    put_customer(api)
     create_po(api, "PO-1", [("A", 5, day(6))])
     place(api, "O-1", [("A", 2)], minute=1)
     assert eta(api, "O-1") == day(6)
@@ -269,7 +226,7 @@ def test_cancelling_a_po_drops_incoming_and_redates_waiting_lines(api):
 
 
 def test_partial_receipt_keeps_the_po_open_and_counts_received_units(api):
-    product(api, "A")
+    put_product(api, "A")
     create_po(api, "PO-1", [("A", 10, day(5))])
     r = receipt(api, "G-1", [("A", 4)], po="PO-1")
     assert r.status_code == 201, r.text
@@ -288,8 +245,8 @@ def test_partial_receipt_keeps_the_po_open_and_counts_received_units(api):
 
 
 def test_over_receipt_closes_the_po_and_the_excess_still_becomes_stock(api):
-    product(api, "A")
-    customer(api)
+    put_product(api, "A")
+    put_customer(api)
     create_po(api, "PO-1", [("A", 5, day(5))])
     place(api, "O-1", [("A", 6)], minute=1)
     r = receipt(api, "G-1", [("A", 8)], po="PO-1")
@@ -307,8 +264,8 @@ def test_over_receipt_closes_the_po_and_the_excess_still_becomes_stock(api):
 
 
 def test_unplanned_sku_on_a_po_receipt_becomes_stock_without_touching_the_po(api):
-    product(api, "A")
-    product(api, "B")
+    put_product(api, "A")
+    put_product(api, "B")
     create_po(api, "PO-1", [("A", 5, day(5))])
     r = receipt(api, "G-1", [("A", 2), ("B", 3)], po="PO-1")
     assert r.status_code == 201, r.text
@@ -321,8 +278,8 @@ def test_unplanned_sku_on_a_po_receipt_becomes_stock_without_touching_the_po(api
 
 
 def test_receipt_without_a_po_adds_stock_and_allocates_to_the_queue(api):
-    product(api, "A")
-    customer(api)
+    put_product(api, "A")
+    put_customer(api)
     place(api, "O-1", [("A", 2)], minute=1)
     r = receipt(api, "G-1", [("A", 5)])
     assert r.status_code == 201, r.text
@@ -335,7 +292,7 @@ def test_receipt_without_a_po_adds_stock_and_allocates_to_the_queue(api):
 
 
 def test_receipt_with_unknown_po_or_sku_is_a_422_and_books_nothing(api):
-    product(api, "A")
+    put_product(api, "A")
     body = assert_problem(receipt(api, "G-1", [("A", 1)], po="PO-NONE"), 422)
     assert body["errors"][0]["field"] == "po_number"
     body = assert_problem(receipt(api, "G-2", [("A", 1), ("GHOST", 1)]), 422)
@@ -345,9 +302,9 @@ def test_receipt_with_unknown_po_or_sku_is_a_422_and_books_nothing(api):
 
 
 def test_receipt_allocates_to_a_hand_built_queue_in_rule_order_per_sku(api):
-    product(api, "A")
-    product(api, "B")
-    customer(api)
+    put_product(api, "A")
+    put_product(api, "B")
+    put_customer(api)
     place(api, "O-1", [("A", 3)], minute=1)
     place(api, "O-2", [("A", 2), ("B", 4)], minute=2)
     place(api, "O-3", [("A", 4)], minute=3)
@@ -372,8 +329,8 @@ def test_receipt_allocates_to_a_hand_built_queue_in_rule_order_per_sku(api):
 
 
 def test_default_rule_serves_priority_first_then_fifo_and_fills_a_line_in_parts(api):
-    product(api, "A")
-    customer(api)
+    put_product(api, "A")
+    put_customer(api)
     place(api, "O-OLD", [("A", 5)], minute=1)
     place(api, "O-NEW", [("A", 2)], minute=2)
     place(api, "O-VIP", [("A", 1)], minute=3, priority=5)
@@ -398,8 +355,8 @@ def test_default_rule_serves_priority_first_then_fifo_and_fills_a_line_in_parts(
 
 
 def test_the_same_grn_again_returns_the_stored_result_and_a_different_body_is_a_409(api):
-    product(api, "A")
-    customer(api)
+    put_product(api, "A")
+    put_customer(api)
     create_po(api, "PO-1", [("A", 10, day(5))])
     place(api, "O-1", [("A", 2)], minute=1)
     body = {"grn_number": "G-1", "po_number": "PO-1", "lines": [{"sku": "A", "qty": 3}]}
@@ -424,8 +381,8 @@ def test_the_same_grn_again_returns_the_stored_result_and_a_different_body_is_a_
 
 
 def test_eta_is_the_date_of_the_first_po_line_whose_running_incoming_covers_the_running_demand(api):
-    product(api, "A", lead=30)
-    customer(api)
+    put_product(api, "A", lead_time_days=30)
+    put_customer(api)
     # Created out of date order: the walk goes by expected date.
     create_po(api, "PO-LATER", [("A", 4, day(10))])
     create_po(api, "PO-FIRST", [("A", 3, day(5))])
@@ -453,8 +410,8 @@ def test_eta_is_the_date_of_the_first_po_line_whose_running_incoming_covers_the_
 
 
 def test_a_new_po_pulls_etas_in_and_a_higher_priority_order_pushes_others_back(api):
-    product(api, "A", lead=30)
-    customer(api)
+    put_product(api, "A", lead_time_days=30)
+    put_customer(api)
     place(api, "O-1", [("A", 3)], minute=1)
     assert eta(api, "O-1") == day(30)
     create_po(api, "PO-1", [("A", 3, day(8))])
@@ -465,8 +422,8 @@ def test_a_new_po_pulls_etas_in_and_a_higher_priority_order_pushes_others_back(a
 
 
 def test_eta_beyond_all_pos_follows_the_products_lead_time_when_it_changes(api):
-    product(api, "A", lead=30)
-    customer(api)
+    put_product(api, "A", lead_time_days=30)
+    put_customer(api)
     place(api, "O-1", [("A", 2)], minute=1)
     assert eta(api, "O-1") == day(30)
     assert api.put("/products/A", {"name": "A", "unit_price": "10.00", "lead_time_days": 12}).status_code == 200
@@ -476,16 +433,16 @@ def test_eta_beyond_all_pos_follows_the_products_lead_time_when_it_changes(api):
 
 
 def test_eta_from_an_overdue_po_is_today_never_a_past_date(api):
-    product(api, "A", lead=30)
-    customer(api)
+    put_product(api, "A", lead_time_days=30)
+    put_customer(api)
     create_po(api, "PO-LATE", [("A", 5, day(-4))])
     place(api, "O-1", [("A", 2)], minute=1)
     assert eta(api, "O-1") == day(0)
 
 
 def test_eta_without_po_and_without_lead_time_is_null(api):
-    product(api, "A")
-    customer(api)
+    put_product(api, "A")
+    put_customer(api)
     order = place(api, "O-1", [("A", 2)], minute=1)
     assert order["lines"][0]["backordered_qty"] == 2
     assert order["lines"][0]["eta"] is None
@@ -499,10 +456,10 @@ def test_eta_without_po_and_without_lead_time_is_null(api):
 
 
 def test_promise_quotes_now_backorderable_and_eta_without_reserving_anything(api):
-    product(api, "A", lead=20)
-    product(api, "NEVER", policy={"mode": "never"})
-    product(api, "PLENTY")
-    customer(api)
+    put_product(api, "A", lead_time_days=20)
+    put_product(api, "NEVER", policy={"mode": "never"})
+    put_product(api, "PLENTY")
+    put_customer(api)
     adjust(api, "NEVER", 1)
     adjust(api, "PLENTY", 10)
     create_po(api, "PO-1", [("A", 5, day(7))])
@@ -537,8 +494,8 @@ def test_promise_quotes_now_backorderable_and_eta_without_reserving_anything(api
 def test_promise_shares_a_skus_stock_across_lines_as_placement_does(api):
     # Placement gives a SKU's available units to its lines in line order (lines of the same SKU
     # share availability); a promise, "what an order would get now", must split the same way.
-    product(api, "A", lead=20)
-    customer(api)
+    put_product(api, "A", lead_time_days=20)
+    put_customer(api)
     adjust(api, "A", 3)
     create_po(api, "PO-1", [("A", 5, day(7))])
     lines = [{"sku": "A", "qty": 2}, {"sku": "A", "qty": 3}]
@@ -555,7 +512,7 @@ def test_promise_shares_a_skus_stock_across_lines_as_placement_does(api):
 def test_promise_for_an_unknown_sku_or_customer_is_a_422_naming_it(api):
     body = assert_problem(api.post("/promise", {"channel": "web", "lines": [{"sku": "GHOST", "qty": 1}]}), 422)
     assert body["errors"] == [{"field": "lines[].sku", "sku": "GHOST", "reason": "unknown sku"}]
-    product(api, "A")
+    put_product(api, "A")
     r = api.post("/promise", {"channel": "web", "customer_id": "NOBODY", "lines": [{"sku": "A", "qty": 1}]})
     body = assert_problem(r, 422)
     assert body["errors"] == [{"field": "customer_id", "value": "NOBODY", "reason": "unknown customer"}]
@@ -566,8 +523,8 @@ def test_promise_for_an_unknown_sku_or_customer_is_a_422_naming_it(api):
 
 def test_shortfall_report_lists_waiting_skus_with_uncovered_units(api):
     for sku in ("A", "B", "C", "D"):
-        product(api, sku)
-    customer(api)
+        put_product(api, sku)
+    put_customer(api)
     place(api, "O-1", [("A", 6), ("B", 3), ("C", 2)], minute=1)
     create_po(api, "PO-1", [("A", 4, day(5)), ("C", 5, day(5)), ("D", 9, day(5))])
     create_po(api, "PO-2", [("A", 1, day(9))])
