@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from oms.api.app import create_app
 from oms.domain.access import Role
@@ -24,7 +24,24 @@ from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from oms.store.tables import metadata
 
-PG_URL = os.environ.get("OMS_TEST_PG_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own on the test server (made when missing)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    name = f"{make_url(url).database}_{worker}"
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    mine = make_url(url).set(database=name).render_as_string(hide_password=False)
+    os.environ["OMS_TEST_PG_URL"] = mine  # for the tests that read it themselves (the stress harness)
+    return mine
+
+
+PG_URL = _database_of_this_worker(os.environ.get("OMS_TEST_PG_URL"))
 
 
 @pytest.fixture(autouse=True)
