@@ -55,7 +55,9 @@ def list_notifications(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    """Outbox records, oldest first: `status=dead` lists the dead letters."""
+    """Outbox records, oldest first: `status=dead` lists the dead letters.
+
+    A webhook's `to` is its target URL for admin keys and `subscription:<id>` for every other key."""
     scope = who.channel_scope
     if scope is not None and channel not in (None, scope):
         return {"items": [], "next_cursor": None}
@@ -68,6 +70,7 @@ def list_notifications(
             kind=kind,
             limit=limit,
             cursor=cursor,
+            show_urls=who.may(Action.SETTINGS),  # those who manage the subscriptions (admins)
         )
     )
 

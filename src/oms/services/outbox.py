@@ -105,11 +105,13 @@ def list_deliveries(conn: Connection, sub_id: int, limit: int, cursor: str | Non
     }
 
 
-def _notification_dict(r: Any) -> dict[str, Any]:
+def _notification_dict(r: Any, show_urls: bool = True) -> dict[str, Any]:
+    # A webhook URL often carries the receiver's token: only keys that manage subscriptions see it.
+    hidden = r.kind == "webhook" and not show_urls
     return {
         "id": r.id,
         "kind": r.kind,
-        "to": r.recipient,
+        "to": f"subscription:{r.subscription_id}" if hidden else r.recipient,
         "status": r.status,
         "created_at": rfc3339(r.created_at),
         "event_type": r.event_type,
@@ -132,8 +134,11 @@ def list_notifications(
     kind: str | None,
     limit: int,
     cursor: str | None,
+    show_urls: bool = False,
 ) -> dict[str, Any]:
-    """Outbox records oldest first, filtered; dead letters are status=dead."""
+    """Outbox records oldest first, filtered; dead letters are status=dead.
+
+    A webhook's `to` is its URL when `show_urls`, else "subscription:<id>"."""
     q = select(outbox)
     for col, value in ((outbox.c.channel, channel), (outbox.c.order_number, order_number)):
         if value:
@@ -143,7 +148,7 @@ def list_notifications(
     if kind:
         q = q.where(outbox.c.kind == kind)
     rows, nxt = page(conn, q, outbox, [SortField("created_at"), SortField("id")], limit, cursor)
-    return {"items": [_notification_dict(r) for r in rows], "next_cursor": nxt}
+    return {"items": [_notification_dict(r, show_urls) for r in rows], "next_cursor": nxt}
 
 
 def retry_notification(uow: UnitOfWork, message_id: str) -> dict[str, Any]:
