@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 
-from oms.notify import email, links, webhooks
+from oms.notify import email, links, targets, webhooks
 from oms.services import jobs, notifications, rollups
 from oms.store.db import Store
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
@@ -72,9 +72,16 @@ class Outcome:
 class Worker:
     """One delivery loop; run several (threads or processes) against one PostgreSQL store."""
 
-    def __init__(self, store: Store, config: WorkerConfig | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: WorkerConfig | None = None,
+        name: str | None = None,
+        resolver: targets.Resolver = targets.system_resolver,
+    ) -> None:
         self.store = store
         self.config = config or WorkerConfig()
+        self.resolver = resolver  # host name -> addresses, checked before every webhook delivery
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._last_redate: date | None = None
         self._last_jobs = 0.0
@@ -138,7 +145,7 @@ class Worker:
         if sub is None or not sub.active:
             return Outcome(False, "subscription removed")
         body = json.dumps(msg.payload, separators=(",", ":"), sort_keys=True).encode()
-        a = webhooks.post(msg.recipient, sub.secret, msg.id, body)
+        a = webhooks.post(msg.recipient, sub.secret, msg.id, body, resolver=self.resolver)
         return Outcome(a.ok, a.error, a.status_code, a.duration_ms)
 
     def finish(self, msg: Any, outcome: Outcome, now: datetime | None = None) -> str:
@@ -156,7 +163,8 @@ class Worker:
                     "%s %s to %s: attempt %d failed: %s",
                     msg.kind,
                     msg.id,
-                    msg.recipient,
+                    # A webhook URL often carries the receiver's token: the log names the subscription.
+                    f"subscription {msg.subscription_id}" if msg.kind == "webhook" else msg.recipient,
                     msg.attempts + 1,
                     outcome.error,
                 )

@@ -94,6 +94,11 @@ def create_webhook(
 ) -> dict[str, Any]:
     """Subscribe a URL to event types ("*" = all). The signing secret is shown only in this answer.
 
+    The URL must name a public address: loopback, private, link-local, multicast, metadata and other
+    inner addresses are refused with 422, in any spelling (`0x7f000001`, `[::ffff:10.0.0.1]`, ...);
+    a host name is checked again after DNS at every delivery. Redirects are not followed.
+    `OMS_WEBHOOK_ALLOW_PRIVATE=1` on the server permits loopback and private receivers.
+
     Each delivery is signed as Standard Webhooks: headers webhook-id (the stable message id),
     webhook-timestamp (Unix seconds) and webhook-signature = "v1," + base64(HMAC-SHA256(key,
     f"{id}.{timestamp}.{body}")), where key is the base64-decoded part of the secret after "whsec_".

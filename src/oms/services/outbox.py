@@ -10,6 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from oms.domain.allocation import SortField
 from oms.domain.errors import Conflict, Invalid, NotFound
+from oms.notify import targets
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
 from oms.store.uow import UnitOfWork
 from oms.views import page
@@ -36,7 +37,17 @@ def _subscription_dict(r: Any, secret: bool = False) -> dict[str, Any]:
 def create_subscription(
     uow: UnitOfWork, url: str, event_types: Sequence[str], secret: str, description: str | None = None
 ) -> dict[str, Any]:
-    """Subscribe a URL to event types; the answer carries the signing secret (shown only here)."""
+    """Subscribe a URL to event types; the answer carries the signing secret (shown only here).
+
+    The URL must name a public address: loopback, private, link-local, metadata and other inner
+    addresses are refused here as far as the URL shows them, and by the worker after DNS."""
+    try:
+        targets.check_url(url)
+    except targets.TargetRefused as exc:
+        raise Invalid(
+            f"The webhook URL is refused: {exc}.",
+            [{"field": "url", "value": url, "reason": str(exc)}],
+        ) from None
     unknown = sorted(set(event_types) - set(WEBHOOK_EVENT_TYPES) - {"*"})
     if unknown:
         raise Invalid(
