@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     request_read_timeout_seconds: float = 30
     rate_limit_per_minute: int = 6000  # per API key and process; 0: no limit
     idempotency_lease_seconds: float = 300
+    webhook_allow_private: bool = False  # permit loopback and private webhook targets (tests, closed networks)
+    webhook_deadline_seconds: float = 10  # one delivery, from name resolution to the answer's headers
+    delivery_threads: int = 4  # receivers delivered to side by side
 
 
 @functools.cache

@@ -9,6 +9,11 @@ write lock serializes claims), delivers each, then records the outcome. A worker
 mid-delivery leaves its lease to expire, and another (or its restart) delivers the message again
 under the same id: receivers dedupe on webhook-id / Message-ID. A failed attempt is retried after
 base x 2^(attempts-1) seconds (capped); after `max_attempts` the message is dead, and listed so.
+
+A batch is delivered in lanes, one per receiver (a webhook subscription, an email address), a few
+lanes at a time: each receiver gets its messages in order, and a slow one holds up only its own
+lane. A webhook delivery has one total deadline (oms.notify.webhooks); a receiver that does not
+answer ends its lane for the round, its other messages deferred, so it costs a round one deadline.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 
-from oms.notify import email, links, webhooks
+from oms.notify import email, links, targets, webhooks
 from oms.services import jobs, notifications, rollups
 from oms.settings import settings
 from oms.store.db import Store
@@ -39,7 +45,7 @@ log = logging.getLogger("oms.worker")
 
 @dataclass
 class WorkerConfig:
-    batch_size: int = 10  # x the longest timeout (15 s) stays well inside the lease
+    batch_size: int = 10  # x the longest deadline (15 s) stays well inside the lease
     lease_seconds: float = field(default_factory=lambda: settings().worker_lease_seconds)
     backoff_seconds: float = field(default_factory=lambda: settings().outbox_backoff_seconds)
     backoff_cap_seconds: float = 6 * 3600
@@ -48,6 +54,10 @@ class WorkerConfig:
     job_interval_seconds: float = field(default_factory=lambda: settings().job_interval_seconds)
     # Report rollups' delta rows (PostgreSQL) folded this often; reports are exact either way, only faster.
     fold_interval_seconds: float = field(default_factory=lambda: settings().fold_interval_seconds)
+    # One webhook delivery, from name resolution to the answer's headers, never takes longer than this.
+    webhook_deadline_seconds: float = field(default_factory=lambda: settings().webhook_deadline_seconds)
+    # Receivers delivered to side by side (one lane each: a webhook subscription, an email address).
+    delivery_threads: int = field(default_factory=lambda: max(1, settings().delivery_threads))
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
@@ -61,14 +71,26 @@ class Outcome:
     error: str | None = None
     status_code: int | None = None
     duration_ms: int = 0
+    deferred: bool = False  # not attempted: its receiver just failed to answer; due again after the base backoff
+
+
+SUBSCRIPTION_REMOVED = "subscription removed"
+DEFERRED = Outcome(False, "not attempted: the receiver did not answer an earlier message", deferred=True)
 
 
 class Worker:
     """One delivery loop; run several (threads or processes) against one PostgreSQL store."""
 
-    def __init__(self, store: Store, config: WorkerConfig | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: WorkerConfig | None = None,
+        name: str | None = None,
+        resolver: targets.Resolver = targets.system_resolver,
+    ) -> None:
         self.store = store
         self.config = config or WorkerConfig()
+        self.resolver = resolver  # host name -> addresses, checked before every webhook delivery
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._last_redate: date | None = None
         self._last_jobs = 0.0
@@ -106,16 +128,58 @@ class Worker:
 
     # ---- delivering -----------------------------------------------------------------------------
 
-    def deliver(self, msg: Any) -> Outcome:
+    def deliver(self, msg: Any, subscriptions: Mapping[int, Any] | None = None) -> Outcome:
+        """Attempt one message (a failure of any kind is an outcome, never an exception)."""
         try:
             if msg.kind == "email":
                 return self._email(msg)
             if msg.kind == "webhook":
-                return self._webhook(msg)
+                subs = self._subscriptions([msg]) if subscriptions is None else subscriptions
+                return self._webhook(msg, subs.get(msg.subscription_id))
             return Outcome(False, f"unknown kind {msg.kind!r}")
         except Exception as exc:  # a bad server or template is a failed attempt, not a dead worker
             log.warning("delivery of %s failed: %s", msg.id, exc)
             return Outcome(False, f"{type(exc).__name__}: {exc}"[:1000])
+
+    def deliver_batch(self, batch: list[Any]) -> list[tuple[Any, Outcome]]:
+        """Deliver a claimed batch: one lane per receiver, up to `delivery_threads` lanes at a time.
+
+        A lane (a webhook subscription, an email address) takes its messages in order, so each
+        receiver still gets them in event order. A webhook that gets no answer (unreachable, refused,
+        or past its deadline) ends its lane for this round: the lane's other messages are deferred,
+        not attempted, so a slow receiver costs the round one deadline and holds up no other lane.
+        """
+        subs = self._subscriptions(batch)
+        lanes: dict[tuple[str, Any], list[Any]] = {}
+        for msg in batch:
+            lanes.setdefault((msg.kind, msg.subscription_id if msg.kind == "webhook" else msg.recipient), []).append(
+                msg
+            )
+        outcomes: dict[str, Outcome] = {}
+
+        def run(lane: list[Any]) -> None:
+            silent = False
+            for msg in lane:
+                outcomes[msg.id] = DEFERRED if silent else self.deliver(msg, subs)
+                o = outcomes[msg.id]
+                no_answer = not o.ok and o.status_code is None and o.error != SUBSCRIPTION_REMOVED
+                silent = silent or (msg.kind == "webhook" and no_answer)
+
+        threads = min(self.config.delivery_threads, len(lanes))
+        if threads <= 1:
+            for lane in lanes.values():
+                run(lane)
+        else:
+            with ThreadPoolExecutor(threads, thread_name_prefix="oms-deliver") as pool:
+                list(pool.map(run, lanes.values()))
+        return [(msg, outcomes[msg.id]) for msg in batch]
+
+    def _subscriptions(self, batch: Iterable[Any]) -> dict[int, Any]:
+        ids = {m.subscription_id for m in batch if m.kind == "webhook"}
+        if not ids:
+            return {}
+        q = select(webhook_subscriptions).where(webhook_subscriptions.c.id.in_(ids))
+        return {r.id: r for r in self.store.read(lambda c: c.execute(q).all())}
 
     def _email(self, msg: Any) -> Outcome:
         link = None
@@ -126,13 +190,18 @@ class Worker:
         email.send(email.render(msg.id, msg.event_type, msg.recipient, msg.payload, link, utcnow()), msg.id)
         return Outcome(True, duration_ms=int((time.monotonic() - started) * 1000))
 
-    def _webhook(self, msg: Any) -> Outcome:
-        q = select(webhook_subscriptions).where(webhook_subscriptions.c.id == msg.subscription_id)
-        sub = self.store.read(lambda c: c.execute(q).first())
+    def _webhook(self, msg: Any, sub: Any) -> Outcome:
         if sub is None or not sub.active:
-            return Outcome(False, "subscription removed")
+            return Outcome(False, SUBSCRIPTION_REMOVED)
         body = json.dumps(msg.payload, separators=(",", ":"), sort_keys=True).encode()
-        a = webhooks.post(msg.recipient, sub.secret, msg.id, body)
+        a = webhooks.post(
+            msg.recipient,
+            sub.secret,
+            msg.id,
+            body,
+            deadline_seconds=self.config.webhook_deadline_seconds,
+            resolver=self.resolver,
+        )
         return Outcome(a.ok, a.error, a.status_code, a.duration_ms)
 
     def finish(self, msg: Any, outcome: Outcome, now: datetime | None = None) -> str:
@@ -145,20 +214,32 @@ class Worker:
         at = now or utcnow()
         statuses = self.store.write(lambda uow: [self._record(uow.conn, m, o, at) for m, o in attempts])
         for (msg, outcome), _ in zip(attempts, statuses, strict=True):
-            if not outcome.ok:
+            if not outcome.ok and not outcome.deferred:
                 log.warning(
                     "%s %s to %s: attempt %d failed: %s",
                     msg.kind,
                     msg.id,
-                    msg.recipient,
+                    # A webhook URL often carries the receiver's token: the log names the subscription.
+                    f"subscription {msg.subscription_id}" if msg.kind == "webhook" else msg.recipient,
                     msg.attempts + 1,
                     outcome.error,
                 )
         return statuses
 
     def _record(self, conn: Any, msg: Any, outcome: Outcome, now: datetime) -> str:
+        if outcome.deferred:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id == msg.id, outbox.c.status == "pending")
+                .values(
+                    leased_until=None,
+                    locked_by=None,
+                    next_attempt_at=now + timedelta(seconds=self.config.backoff_seconds),
+                )
+            )
+            return "pending"
         attempts = msg.attempts + 1
-        gone = outcome.error == "subscription removed"
+        gone = outcome.error == SUBSCRIPTION_REMOVED
         if outcome.ok:
             values: dict[str, Any] = {"status": "delivered", "delivered_at": now, "last_error": None}
         elif gone or attempts >= self.config.max_attempts:
@@ -202,7 +283,7 @@ class Worker:
         self.build()
         batch = self.claim()
         if batch:
-            self.finish_all([(msg, self.deliver(msg)) for msg in batch])
+            self.finish_all(self.deliver_batch(batch))
         return len(batch)
 
     def drain(self, max_batches: int = 1000) -> int:

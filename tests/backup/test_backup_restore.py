@@ -43,7 +43,7 @@ def load(store: Store) -> None:
             assert r.status_code < 300, (path, r.text)
             return r.json()
 
-        ok("POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"], "description": "ops"})
+        ok("POST", "/webhooks", {"url": "https://hooks.example.net/hook", "event_types": ["*"], "description": "ops"})
         for sku in ("TENT-2P", "LAMP"):
             body = {"name": f"{sku} für zwei ✓ 日本", "unit_price": "19.99", "backorder_policy": {"mode": "always"}}
             ok("PUT", f"/products/{sku}", body)

@@ -88,7 +88,7 @@ WRITES: list[tuple[str, str, dict[str, Any]]] = [
     ("PATCH", "/purchase-orders/PO-1", {"lines": [{"sku": "P-1", "qty": 60}]}),
     ("POST", "/receipts", {"grn_number": "G-9", "po_number": "PO-1", "lines": [{"sku": "P-1", "qty": 1}]}),
     ("POST", "/shipments/1/advance", {"carrier": "DHL", "tracking_number": "T-1"}),
-    ("POST", "/webhooks", {"url": "http://127.0.0.1:9/h", "event_types": ["*"], "description": "d"}),
+    ("POST", "/webhooks", {"url": "https://hooks.example.net/h", "event_types": ["*"], "description": "d"}),
 ]  # fmt: skip
 
 

@@ -66,7 +66,7 @@ def store(pg_engine_url: str) -> Iterator[Store]:
         conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
     s.write(lambda uow: create_user(uow.conn, "ada", Role.ADMIN, PASSWORD))
     s.write(
-        lambda uow: outbox.create_subscription(uow, "http://127.0.0.1:9/hook", ["*"], "whsec_dGVzdA==", "test"),
+        lambda uow: outbox.create_subscription(uow, "https://hooks.example.net/hook", ["*"], "whsec_dGVzdA==", "test"),
         actor="test",
         now=T0,
     )

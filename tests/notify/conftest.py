@@ -28,6 +28,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests' receivers listen on 127.0.0.1, which oms refuses unless told otherwise.
+    (tests/hostile/test_webhooks.py checks the refusal with the variable unset.)"""
+    monkeypatch.setenv("OMS_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+@pytest.fixture(autouse=True)
 def _mail_sink_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test writes to ./mail or reaches an SMTP server it did not start."""
     monkeypatch.delenv("OMS_SMTP_URL", raising=False)
@@ -80,9 +87,12 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 
 
 class Receiver:
-    """A webhook endpoint on loopback: records each request; answers 500 to the first `fail_first`."""
+    """A webhook endpoint on loopback: records each request (any method); answers 500 to the first
+    `fail_first`, then `status` (with a Location header when `location` is given)."""
 
-    def __init__(self, fail_first: int = 0, delay_first: float = 0.0) -> None:
+    def __init__(
+        self, fail_first: int = 0, delay_first: float = 0.0, status: int = 200, location: str | None = None
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_first = fail_first
         self.delay_first = delay_first
@@ -95,14 +105,23 @@ class Receiver:
                 with receiver.lock:
                     n = len(receiver.requests)
                     receiver.requests.append(
-                        {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "at": time.time()}
+                        {
+                            "method": self.command,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                            "at": time.time(),
+                        }
                     )
                 if n == 0 and receiver.delay_first:
                     time.sleep(receiver.delay_first)
-                code = 500 if n < receiver.fail_first else 200
+                code = 500 if n < receiver.fail_first else status
                 self.send_response(code)
+                if location:
+                    self.send_header("location", location)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            do_GET = do_PUT = do_HEAD = do_POST  # noqa: N815 (http.server's names): a followed redirect shows here
 
             def log_message(self, *args: Any) -> None:
                 pass

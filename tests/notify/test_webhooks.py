@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import json
+import socket
 from datetime import timedelta
+
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from oms.domain.access import Role
 from oms.services.common import utcnow
+from oms.worker import Worker, WorkerConfig
 
 from .conftest import Receiver, customer, make_worker, outbox_rows, place, product
 
@@ -17,13 +20,6 @@ def subscribe(api, url, types):
     r = api.post("/webhooks", {"url": url, "event_types": types, "description": "test"})
     assert r.status_code == 201, r.text
     return r.json()
-
-
-def expected_signature(secret: str, msg_id: str, ts: str, body: bytes) -> str:
-    """Computed here from the Standard Webhooks text, independently of oms.notify.webhooks."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
 
 
 def test_each_delivery_is_signed_and_carries_the_event(api, receiver):
@@ -39,9 +35,9 @@ def test_each_delivery_is_signed_and_carries_the_event(api, receiver):
         h = req["headers"]
         assert h["webhook-id"].startswith("msg_")
         assert abs(int(h["webhook-timestamp"]) - int(utcnow().timestamp())) < 60
-        assert h["webhook-signature"] == expected_signature(
-            sub["secret"], h["webhook-id"], h["webhook-timestamp"], req["body"]
-        )
+        assert h["webhook-signature"].startswith("v1,")
+        # A receiver checks it with the Standard Webhooks library, as integrators do.
+        assert Webhook(sub["secret"]).verify(req["body"], h) == json.loads(req["body"])
         assert h["content-type"] == "application/json"
     placed = receiver.events()[0]
     assert placed["data"]["order_number"] == "SO-1"
@@ -62,7 +58,13 @@ def test_a_tampered_body_does_not_verify(api, receiver):
     [req] = receiver.requests
     h = req["headers"]
     forged = req["body"].replace(b"SO-1", b"SO-9")
-    assert h["webhook-signature"] != expected_signature(sub["secret"], h["webhook-id"], h["webhook-timestamp"], forged)
+    Webhook(sub["secret"]).verify(req["body"], h)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(sub["secret"]).verify(forged, h)
+    with pytest.raises(WebhookVerificationError):  # another subscription's secret does not verify it either
+        Webhook(api.post("/webhooks", {"url": receiver.url, "event_types": ["*"]}).json()["secret"]).verify(
+            req["body"], h
+        )
 
 
 def test_only_subscribed_event_types_are_sent_and_star_means_all(api):
@@ -173,3 +175,58 @@ def test_webhook_subscriptions_are_for_admins_and_validated(api, receiver):
     make_worker(api.store).drain()
     assert receiver.requests == []  # nothing queued for an inactive subscription
     assert api.get("/webhooks/999/deliveries").status_code == 404
+
+
+class FakeResolver:
+    """Host names to addresses, as the worker's injected resolver; records every lookup."""
+
+    def __init__(self, names: dict[str, list[str]]) -> None:
+        self.names = names
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append((host, port))
+        if host not in self.names:
+            raise OSError("unknown name")
+        return self.names[host]
+
+
+def deliveries(api, sub_id):
+    return api.get(f"/webhooks/{sub_id}/deliveries").json()["items"]
+
+
+def test_a_name_is_resolved_by_the_worker_and_the_checked_address_is_the_one_connected(api, receiver):
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    resolver = FakeResolver({"receiver.test": ["127.0.0.1"]})
+    sub = subscribe(api, f"http://receiver.test:{port}/hook", ["order_placed"])
+    product(api, "TENT")
+    customer(api)
+    place(api, "SO-1", [("TENT", 1)])
+    Worker(api.store, WorkerConfig(backoff_seconds=0.0), name="t", resolver=resolver).drain()
+    [req] = receiver.requests
+    assert (
+        req["headers"]["host"] == f"receiver.test:{port}"
+    )  # the name stays in the request, the socket went to the address
+    assert resolver.asked == [("receiver.test", port)]
+    assert [(d["ok"], d["status_code"]) for d in deliveries(api, sub["id"])] == [(True, 200)]
+
+
+def test_a_name_with_any_inner_address_among_its_answers_is_refused_without_a_connection(api, monkeypatch):
+    connects: list[object] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        connects.append(address)
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    # Permitted private targets do not extend to metadata addresses.
+    resolver = FakeResolver({"mixed.test": ["93.184.215.14", "169.254.169.254"]})
+    sub = subscribe(api, "http://mixed.test/hook", ["order_placed"])
+    product(api, "TENT")
+    customer(api)
+    place(api, "SO-1", [("TENT", 1)])
+    Worker(api.store, WorkerConfig(backoff_seconds=0.0, max_attempts=1), name="t", resolver=resolver).drain()
+    assert connects == []
+    [d] = deliveries(api, sub["id"])
+    assert (d["ok"], d["status_code"], d["error"]) == (False, None, "refused target: metadata address")

@@ -209,6 +209,7 @@ class Cluster:
                 "OMS_OUTBOX_BACKOFF_SECONDS": "0.2",
                 "OMS_OUTBOX_MAX_ATTEMPTS": "50",
                 "OMS_INPROCESS_WORKER": "0",
+                "OMS_WEBHOOK_ALLOW_PRIVATE": "1",  # the webhook receiver (Hook) listens on 127.0.0.1
             }
             | env
         )

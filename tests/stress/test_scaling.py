@@ -212,6 +212,7 @@ def compare(shared: Shared, pg: str, tag: str, n_rounds: int, tmp_path: Path, mo
     hook = Hook()
     monkeypatch.setenv("OMS_MAIL_DIR", str(tmp_path / "mail"))
     monkeypatch.delenv("OMS_SMTP_URL", raising=False)
+    monkeypatch.setenv("OMS_WEBHOOK_ALLOW_PRIVATE", "1")  # the Hook listens on 127.0.0.1
     try:
         single = run_single(url, tag, setup, rounds, skus, hook)
         assert multi == single, "a request was answered differently"

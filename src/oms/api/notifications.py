@@ -55,7 +55,9 @@ def list_notifications(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    """Outbox records, oldest first: `status=dead` lists the dead letters."""
+    """Outbox records, oldest first: `status=dead` lists the dead letters.
+
+    A webhook's `to` is its target URL for admin keys and `subscription:<id>` for every other key."""
     scope = who.channel_scope
     if scope is not None and channel not in (None, scope):
         return {"items": [], "next_cursor": None}
@@ -68,6 +70,7 @@ def list_notifications(
             kind=kind,
             limit=limit,
             cursor=cursor,
+            show_urls=who.may(Action.SETTINGS),  # those who manage the subscriptions (admins)
         )
     )
 
@@ -90,6 +93,11 @@ def create_webhook(
     body: WebhookIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
     """Subscribe a URL to event types ("*" = all). The signing secret is shown only in this answer.
+
+    The URL must name a public address: loopback, private, link-local, multicast, metadata and other
+    inner addresses are refused with 422, in any spelling (`0x7f000001`, `[::ffff:10.0.0.1]`, ...);
+    a host name is checked again after DNS at every delivery. Redirects are not followed.
+    `OMS_WEBHOOK_ALLOW_PRIVATE=1` on the server permits loopback and private receivers.
 
     Each delivery is signed as Standard Webhooks: headers webhook-id (the stable message id),
     webhook-timestamp (Unix seconds) and webhook-signature = "v1," + base64(HMAC-SHA256(key,

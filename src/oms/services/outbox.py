@@ -10,6 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from oms.domain.allocation import SortField
 from oms.domain.errors import Conflict, Invalid, NotFound
+from oms.notify import targets
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
 from oms.store.uow import UnitOfWork
 from oms.views import page
@@ -36,7 +37,17 @@ def _subscription_dict(r: Any, secret: bool = False) -> dict[str, Any]:
 def create_subscription(
     uow: UnitOfWork, url: str, event_types: Sequence[str], secret: str, description: str | None = None
 ) -> dict[str, Any]:
-    """Subscribe a URL to event types; the answer carries the signing secret (shown only here)."""
+    """Subscribe a URL to event types; the answer carries the signing secret (shown only here).
+
+    The URL must name a public address: loopback, private, link-local, metadata and other inner
+    addresses are refused here as far as the URL shows them, and by the worker after DNS."""
+    try:
+        targets.check_url(url)
+    except targets.TargetRefused as exc:
+        raise Invalid(
+            f"The webhook URL is refused: {exc}.",
+            [{"field": "url", "value": url, "reason": str(exc)}],
+        ) from None
     unknown = sorted(set(event_types) - set(WEBHOOK_EVENT_TYPES) - {"*"})
     if unknown:
         raise Invalid(
@@ -105,11 +116,13 @@ def list_deliveries(conn: Connection, sub_id: int, limit: int, cursor: str | Non
     }
 
 
-def _notification_dict(r: Any) -> dict[str, Any]:
+def _notification_dict(r: Any, show_urls: bool = True) -> dict[str, Any]:
+    # A webhook URL often carries the receiver's token: only keys that manage subscriptions see it.
+    hidden = r.kind == "webhook" and not show_urls
     return {
         "id": r.id,
         "kind": r.kind,
-        "to": r.recipient,
+        "to": f"subscription:{r.subscription_id}" if hidden else r.recipient,
         "status": r.status,
         "created_at": rfc3339(r.created_at),
         "event_type": r.event_type,
@@ -132,8 +145,11 @@ def list_notifications(
     kind: str | None,
     limit: int,
     cursor: str | None,
+    show_urls: bool = False,
 ) -> dict[str, Any]:
-    """Outbox records oldest first, filtered; dead letters are status=dead."""
+    """Outbox records oldest first, filtered; dead letters are status=dead.
+
+    A webhook's `to` is its URL when `show_urls`, else "subscription:<id>"."""
     q = select(outbox)
     for col, value in ((outbox.c.channel, channel), (outbox.c.order_number, order_number)):
         if value:
@@ -143,7 +159,7 @@ def list_notifications(
     if kind:
         q = q.where(outbox.c.kind == kind)
     rows, nxt = page(conn, q, outbox, [SortField("created_at"), SortField("id")], limit, cursor)
-    return {"items": [_notification_dict(r) for r in rows], "next_cursor": nxt}
+    return {"items": [_notification_dict(r, show_urls) for r in rows], "next_cursor": nxt}
 
 
 def retry_notification(uow: UnitOfWork, message_id: str) -> dict[str, Any]:
