@@ -17,7 +17,8 @@ from sqlalchemy import select
 from oms.domain.allocation import QueueLine, order_queue, parse_rule
 from oms.store.tables import order_lines
 
-from ..api.test_backorders import make_customer, make_product, place, rfc3339, set_rule
+from ..api.test_backorders import set_rule
+from ..builders import place, put_customer, put_product, rfc3339
 
 RULES = [
     ["priority", "placed_at"],
@@ -35,11 +36,11 @@ def _world(api: Any) -> datetime:
     """
     now = datetime.now(UTC).replace(microsecond=0)
     for cid, tier in [("C1", "standard"), ("C2", "silver"), ("C3", "gold"), ("C4", "platinum")]:
-        make_customer(api, cid, tier)
-    make_product(api, "R")
+        put_customer(api, cid, tier)
+    put_product(api, "R")
     r = api.put("/products/S", {"name": "S", "unit_price": "10.00", "lead_time_days": 9})
     assert r.status_code == 201, r.text
-    make_product(api, "T")
+    put_product(api, "T")
     r = api.post(
         "/purchase-orders",
         {"po_number": "PO-R", "supplier": "Acme", "lines": [{"sku": "R", "qty": 5, "expected_date": "2027-03-01"}]},
@@ -136,9 +137,9 @@ def test_every_position_and_page_is_the_domains_queue_order(api, keys):
 
 def test_positions_of_lines_deep_in_a_queue_with_a_boosted_line_between_them(api):
     """A SKU's lines on one page far apart in its queue: the gap between them is counted, not assumed."""
-    make_customer(api, "C1")
-    make_customer(api, "C2")
-    make_product(api, "P")
+    put_customer(api, "C1")
+    put_customer(api, "C2")
+    put_product(api, "P")
     base = datetime(2026, 10, 1, 9, tzinfo=UTC)
     for i in range(30):
         place(api, f"N-{i:02d}", [("P", 1)], customer_id="C2" if i in (3, 17, 29) else "C1",
