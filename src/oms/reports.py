@@ -22,7 +22,6 @@ rule (see there). Ages count whole days since the order was placed, as the Back 
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import defaultdict
@@ -52,7 +51,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from oms import report_names
+from oms import csv_cells, report_names
 from oms.domain.errors import Invalid
 from oms.services import rollups
 from oms.store.tables import (
@@ -1273,11 +1272,12 @@ def cell(v: Any) -> str:
 
 
 def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The rows as CSV; cells a spreadsheet would run as formulas are escaped (oms.csv_cells)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_cells.Writer(buf, lineterminator="\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow([cell(v) for v in row])
+        w.writerow(row)
     return buf.getvalue()
 
 
