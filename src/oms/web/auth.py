@@ -21,6 +21,8 @@ from oms.domain.access import Action
 from oms.services.common import stored_secret
 from oms.store.db import Store
 
+from .errors import LoginRequired, WebError
+from .forms import read_form
 from .users import User, active_user
 
 log = logging.getLogger("oms.web")
@@ -31,20 +33,6 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # Paths that never carry a dashboard session: the API keeps its bearer keys only.
 _NO_SESSION = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
-
-
-class LoginRequired(Exception):
-    """The page needs a signed-in person; the handler sends them to /login."""
-
-
-class WebError(Exception):
-    """A refusal shown as an HTML page (403 role, 403 CSRF, 404 unknown thing)."""
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
 
 
 def session_secret(store: Store) -> str:
@@ -82,15 +70,21 @@ def csrf_token(request: Request) -> str:
 
 
 async def verify_csrf(request: Request) -> None:
-    """Refuse a POST (or any unsafe method) that does not echo the session's CSRF token."""
+    """Refuse a POST (or any unsafe method) that does not echo the session's CSRF token.
+
+    A request whose session has no token is refused before its form is read: a visitor without a
+    session (and its cookie) makes the server parse nothing.
+    """
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     expected = request.session.get("csrf")
-    sent: Any = request.headers.get(CSRF_HEADER)
-    if not sent and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        sent = (await request.form()).get(CSRF_FIELD)
+    sent: Any = None
+    if expected:
+        sent = request.headers.get(CSRF_HEADER)
+        if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            sent = (await read_form(request)).get(CSRF_FIELD)
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, str(expected)):
         raise WebError(
             403,

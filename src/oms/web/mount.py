@@ -13,7 +13,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .auth import DashboardSessions, LoginRequired, WebError, verify_csrf
+from .auth import DashboardSessions, verify_csrf
+from .errors import LoginRequired, WebError
 from .render import HERE, render
 from .throttle import SignInThrottle
 
