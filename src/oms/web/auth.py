@@ -18,17 +18,18 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oms.domain.access import Action
-from oms.services.common import stored_secret
+from oms.services.common import stored_secret, utcnow
 from oms.store.db import Store
 
 from .errors import LoginRequired, WebError
 from .forms import read_form
-from .users import User, active_user
+from .users import SESSION_TTL, User, session_user
 
 log = logging.getLogger("oms.web")
 SECRET_SETTING = "web_session_secret"
 SESSION_COOKIE = "oms_session"
-SESSION_MAX_AGE = 12 * 60 * 60
+SESSION_MAX_AGE = int(SESSION_TTL.total_seconds())
+SESSION_TOKEN = "sid"  # the key, in the signed cookie, of the session's token (oms.web.users)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # Paths that never carry a dashboard session: the API keeps its bearer keys only.
@@ -93,15 +94,26 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
-def current_user(request: Request) -> User:
-    """The signed-in, still enabled person; signed-out visitors are sent to /login."""
-    uid = request.session.get("uid")
-    if not isinstance(uid, int):
-        raise LoginRequired
+def signed_in_user(request: Request) -> User | None:
+    """The person whose session the cookie names, if that session is still open and they are enabled.
+
+    Checked in the store on every request: a session ended by signing out, a password change or
+    disabling the user is refused at once, whatever cookie is sent.
+    """
+    token = request.session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
+        return None
     store: Store = request.app.state.store
-    user = store.read(lambda c: active_user(c, uid))
+    user = store.read(lambda c: session_user(c, token, utcnow()))
     if user is None:
         request.session.clear()
+    return user
+
+
+def current_user(request: Request) -> User:
+    """The signed-in, still enabled person; signed-out visitors are sent to /login."""
+    user = signed_in_user(request)
+    if user is None:
         raise LoginRequired
     request.state.user = user
     return user

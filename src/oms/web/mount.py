@@ -34,7 +34,7 @@ WEB_MODULES = [
 def mount_web(app: FastAPI) -> None:
     """Called once by create_app: the dashboard lives at /, the API stays under /api/v1."""
     app.add_middleware(DashboardSessions, store=app.state.store)
-    app.state.sign_in_throttle = SignInThrottle()
+    app.state.sign_in_throttle = SignInThrottle(app.state.store)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     async def to_login(request: Request, exc: Exception) -> Response:
