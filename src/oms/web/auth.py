@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oms.domain.access import Action
+from oms.notify.links import public_url
 from oms.services.common import stored_secret, utcnow
 from oms.store.db import Store
 
@@ -42,7 +43,8 @@ def session_secret(store: Store) -> str:
 
 
 class DashboardSessions:
-    """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax), keyed once the store is reachable."""
+    """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax; Secure whenever OMS_PUBLIC_URL is
+    https), keyed once the store is reachable. The cookie names a session kept in the store."""
 
     def __init__(self, app: ASGIApp, store: Store) -> None:
         self.app = app
@@ -56,7 +58,12 @@ class DashboardSessions:
         if self.sessions is None:
             key = await run_in_threadpool(session_secret, self.store)
             self.sessions = SessionMiddleware(
-                self.app, secret_key=key, session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax"
+                self.app,
+                secret_key=key,
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_MAX_AGE,
+                same_site="lax",
+                https_only=public_url().startswith("https://"),
             )
         await self.sessions(scope, receive, send)
 
