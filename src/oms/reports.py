@@ -23,7 +23,6 @@ order was placed, as the Back Orders tab does.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import defaultdict
@@ -53,7 +52,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from oms import report_names
+from oms import csv_cells, report_names
 from oms.domain.errors import Invalid
 from oms.domain.fulfillment import CancelReason
 from oms.services import rollups
@@ -1256,11 +1255,12 @@ def cell(v: Any) -> str:
 
 
 def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The rows as CSV; cells a spreadsheet would run as formulas are escaped (oms.csv_cells)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_cells.Writer(buf, lineterminator="\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow([cell(v) for v in row])
+        w.writerow(row)
     return buf.getvalue()
 
 

@@ -38,7 +38,7 @@ from oms.web import queries
 from oms.web import reports as web_reports
 from oms.web.auth import session_secret
 from oms.web.orders import order_detail
-from oms.web.users import active_user, authenticate, create_user, list_users
+from oms.web.users import authenticate, create_user, list_users, session_user, start_session
 from tests.integration.test_reports_figures import NOW, T0, TODAY, build_history
 
 READER = "oms_reader"
@@ -335,16 +335,22 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
     same(store, reader, keys.list_keys, "keys")
     same(store, reader, list_users, "users")
     uid = same(store, reader, lambda c: authenticate(c, "ada", PASSWORD), "sign-in").id
-    same(store, reader, lambda c: active_user(c, uid), "session user")
+    session = store.write(lambda uow: start_session(uow.conn, uid, NOW))  # signing in writes: on the primary
+    same(store, reader, lambda c: session_user(c, session, NOW), "session user")
 
 
-def _pages(client: TestClient) -> dict[str, tuple[int, str]]:
-    """Every dashboard page a person reads (and the customer's page), as (status, body without tokens)."""
+def _sign_in(client: TestClient) -> str:
+    """The session cookie of a sign-in (a write: the session and the attempt are kept in the store)."""
     csrf = CSRF.search(client.get("/login").text)
     assert csrf is not None
     form = {"username": "ada", "password": PASSWORD, "csrf_token": csrf.group(1)}
     signed_in = client.post("/login", data=form, follow_redirects=False)
     assert signed_in.status_code == 303, signed_in.text
+    return str(client.cookies.get("oms_session"))
+
+
+def _pages(client: TestClient) -> dict[str, tuple[int, str]]:
+    """Every dashboard page a person reads (and the customer's page), as (status, body without tokens)."""
     token = links.make_token(links.store_secret(client.app.state.store), "O8")
     urls = [
         "/",
@@ -386,6 +392,7 @@ def test_every_dashboard_page_reads_the_same_through_the_read_only_role(
     store: Store, reader: Store, unfolded: dict[str, int]
 ) -> None:
     with TestClient(create_app(store)) as a, TestClient(create_app(reader)) as b:
+        b.cookies.set("oms_session", _sign_in(a))  # signed in on the primary, reading on the replica
         normal, replica = _pages(a), _pages(b)
     assert {url: status for url, (status, _) in replica.items()} == dict.fromkeys(replica, 200)
     for url, page in normal.items():

@@ -13,7 +13,7 @@ from oms.domain.access import Role
 from oms.domain.errors import Invalid
 from oms.store.db import Store
 from oms.store.tables import settings, users
-from oms.web.throttle import SignInThrottle
+from oms.web.throttle import SignInThrottle, Wait, forget_attempts
 from oms.web.users import create_user, disable_user
 
 from .conftest import Browser
@@ -159,21 +159,23 @@ def test_five_wrong_passwords_make_that_user_name_wait_even_with_the_right_one(w
     assert web.sign_in("ada").status_code == 200  # another user name from the same address may still sign in
 
 
-def test_the_sign_in_throttle_forgets_failures_after_its_window_and_on_success() -> None:
+def test_the_sign_in_throttle_locks_a_user_name_paces_an_address_and_forgets_after_its_window(store: Store) -> None:
     now = [1000.0]
-    throttle = SignInThrottle(per_user=3, per_address=5, window_s=60, clock=lambda: now[0])
+    throttle = SignInThrottle(store, per_user=3, per_address=5, window_s=60, address_pace_s=10, clock=lambda: now[0])
     for _ in range(3):
-        throttle.failed("Otto", "10.0.0.1")
-    assert throttle.wait_seconds("otto", "10.0.0.2") == 60  # user names compare case-insensitively
+        assert throttle.admit("Otto", "10.0.0.1") is None
+    assert throttle.admit("otto", "10.0.0.2") == Wait(60, user_name=True)  # user names compare case-insensitively
     now[0] += 30
-    assert throttle.wait_seconds("OTTO", "10.0.0.2") == 30
+    assert throttle.admit("OTTO", "10.0.0.2") == Wait(30, user_name=True)
     now[0] += 30
-    assert throttle.wait_seconds("otto", "10.0.0.2") == 0
+    assert throttle.admit("otto", "10.0.0.2") is None  # the window has ended
     for name in ("a", "b", "c", "d", "e"):
-        throttle.failed(name, "10.0.0.9")
-    assert throttle.wait_seconds("f", "10.0.0.9") == 60  # one address guessing many names waits too
-    throttle.failed("g", "10.0.0.3")
-    throttle.failed("g", "10.0.0.3")
-    throttle.succeeded("g")
-    throttle.failed("g", "10.0.0.3")
-    assert throttle.wait_seconds("g", "10.0.0.4") == 0  # a success clears that user's count
+        assert throttle.admit(name, "10.0.0.9") is None
+    assert throttle.admit("f", "10.0.0.9") == Wait(10, user_name=False)  # one address guessing many names is paced
+    now[0] += 10
+    assert throttle.admit("f", "10.0.0.9") is None  # ... one attempt a pace, never locked
+    assert throttle.admit("g", "10.0.0.9") == Wait(10, user_name=False)
+    for _ in range(3):
+        assert throttle.admit("h", "10.0.0.3") is None
+    store.write(lambda uow: forget_attempts(uow.conn, "h", "10.0.0.3"))  # a right password
+    assert throttle.admit("h", "10.0.0.4") is None  # the user name starts afresh

@@ -3,6 +3,9 @@
 A plain ASGI middleware (no BaseHTTPMiddleware) so the body is read once, bounded, and handed on.
 Order of refusals: 413 (too large), 415 (not JSON), 400 (malformed JSON), then the caller is
 resolved (401/403 stay with the route), 429 (rate limit), then the Idempotency-Key is honoured.
+
+Outside the API (the dashboard, the customer page) every body is bounded here too, at the smaller
+form cap, before anything parses it and whoever sends it: an HTML 413 page past the cap.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ log = logging.getLogger("oms.api")
 access_log = logging.getLogger(ACCESS)
 
 MAX_BODY_BYTES = 1024 * 1024
+# Outside the API: dashboard and customer-page forms. The largest, a 500-line purchase order, is ~40 KiB.
+MAX_FORM_BYTES = 256 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 API_PREFIX = "/api/"
 # POSTs that change nothing (a promise reserves no stock; previews) keep no Idempotency-Key.
@@ -99,6 +104,7 @@ def _reject_constant(name: str) -> Any:
 class GuardSettings:
     key_cache: keys.KeyCache
     max_body_bytes: int = MAX_BODY_BYTES
+    max_form_bytes: int = MAX_FORM_BYTES
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(6000))
     usage: keys.UsageClock = field(default_factory=keys.UsageClock)
 
@@ -178,6 +184,14 @@ class Guard:
             )
             return
         if not path.startswith(API_PREFIX):
+            if method in BODY_METHODS:
+                limit = self.settings.max_form_bytes
+                try:
+                    body = await _read_body(receive, headers, limit)
+                except _TooLarge:
+                    await _page(send, 413, "Form too large", f"The request body is larger than {limit} bytes.")
+                    return
+                receive = _replay(body, receive)
             await self.app(scope, receive, send)
             return
 
@@ -386,6 +400,12 @@ async def _send(send: Send, status: int, body: bytes, content_type: str, headers
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _page(send: Send, status: int, title: str, detail: str) -> None:
+    """A refusal outside the API, where people read answers in a browser: a bare HTML page."""
+    body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{detail} Nothing was changed.</p>"
+    await _send(send, status, body.encode(), "text/html; charset=utf-8")
 
 
 async def _answer(

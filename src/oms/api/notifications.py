@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from oms.domain.access import Action, Principal
 from oms.domain.errors import DomainError
@@ -15,6 +16,8 @@ from oms.notify import links, webhooks
 from oms.notify.email import env
 from oms.services import customer_link, outbox
 from oms.services.explain import explain
+from oms.web.errors import WebError
+from oms.web.forms import read_form
 
 from .app import require, store_of
 from .schemas import CODE_PATTERN, TEXT_PATTERN, Body, Code
@@ -183,17 +186,27 @@ def customer_page(token: Annotated[str, Path(max_length=500)], request: Request)
 
 
 @public.post("/c/{token}", include_in_schema=False)
-def customer_choice(
-    token: Annotated[str, Path(max_length=500)],
-    request: Request,
-    action: Annotated[Literal["cancel", "wait"], Form()],
-    line_no: Annotated[int | None, Form()] = None,
-) -> Response:
-    order_number = _order_of(request, token)
+async def customer_choice(token: Annotated[str, Path(max_length=500)], request: Request) -> Response:
+    """The customer's choice. The link is checked before the form is read, and the read is bounded."""
+    order_number = await run_in_threadpool(_order_of, request, token)
     if order_number is None:
         return NOT_FOUND
+    try:
+        form = await read_form(request)
+    except WebError as exc:
+        return HTMLResponse(f"<!doctype html><title>{exc.title}</title><p>{exc.detail}</p>", status_code=exc.status)
+    action, line_no = form.get("action"), str(form.get("line_no") or "")
+    if action not in ("cancel", "wait") or not (
+        line_no == "" or (line_no.isascii() and line_no.isdigit() and len(line_no) <= 6)
+    ):
+        return await run_in_threadpool(_page, request, order_number, "Choose one of the buttons below.", 422)
+    line = int(line_no) if line_no else None
+    return await run_in_threadpool(_choose, request, order_number, action == "cancel", line)
+
+
+def _choose(request: Request, order_number: str, cancel: bool, line_no: int | None) -> Response:
     store = store_of(request)
-    if action == "wait":
+    if not cancel:
         store.write(lambda uow: customer_link.keep_waiting(uow, order_number), actor="customer")
         return _page(request, order_number, "Thank you: your order keeps its place in the queue.")
     try:

@@ -332,6 +332,29 @@ users = Table(
     Column("disabled_at", UTCDateTime),
 )
 
+# Signed-in dashboard sessions. The session cookie carries a random token, this table only its SHA-256
+# digest. Signing out deletes the row; a password change or disabling the user deletes all the user's
+# rows, so a copied cookie stops working at once (oms.web.users).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Sign-in attempts counted per user name and per client address, in fixed windows (oms.web.throttle).
+# Keys are SHA-256 digests: what people type as a user name is sometimes their password.
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("window_started_at", UTCDateTime, nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+)
+
 # The first response to a POST sent with an Idempotency-Key, replayed for retries with that key.
 idempotency_keys = Table(
     "idempotency_keys",

@@ -18,33 +18,23 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oms.domain.access import Action
-from oms.services.common import stored_secret
+from oms.notify.links import public_url
+from oms.services.common import stored_secret, utcnow
 from oms.store.db import Store
 
-from .users import User, active_user
+from .errors import LoginRequired, WebError
+from .forms import read_form
+from .users import SESSION_TTL, User, session_user
 
 log = logging.getLogger("oms.web")
 SECRET_SETTING = "web_session_secret"
 SESSION_COOKIE = "oms_session"
-SESSION_MAX_AGE = 12 * 60 * 60
+SESSION_MAX_AGE = int(SESSION_TTL.total_seconds())
+SESSION_TOKEN = "sid"  # the key, in the signed cookie, of the session's token (oms.web.users)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # Paths that never carry a dashboard session: the API keeps its bearer keys only.
 _NO_SESSION = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
-
-
-class LoginRequired(Exception):
-    """The page needs a signed-in person; the handler sends them to /login."""
-
-
-class WebError(Exception):
-    """A refusal shown as an HTML page (403 role, 403 CSRF, 404 unknown thing)."""
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
 
 
 def session_secret(store: Store) -> str:
@@ -53,7 +43,8 @@ def session_secret(store: Store) -> str:
 
 
 class DashboardSessions:
-    """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax), keyed once the store is reachable."""
+    """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax; Secure whenever OMS_PUBLIC_URL is
+    https), keyed once the store is reachable. The cookie names a session kept in the store."""
 
     def __init__(self, app: ASGIApp, store: Store) -> None:
         self.app = app
@@ -67,7 +58,12 @@ class DashboardSessions:
         if self.sessions is None:
             key = await run_in_threadpool(session_secret, self.store)
             self.sessions = SessionMiddleware(
-                self.app, secret_key=key, session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax"
+                self.app,
+                secret_key=key,
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_MAX_AGE,
+                same_site="lax",
+                https_only=public_url().startswith("https://"),
             )
         await self.sessions(scope, receive, send)
 
@@ -82,15 +78,21 @@ def csrf_token(request: Request) -> str:
 
 
 async def verify_csrf(request: Request) -> None:
-    """Refuse a POST (or any unsafe method) that does not echo the session's CSRF token."""
+    """Refuse a POST (or any unsafe method) that does not echo the session's CSRF token.
+
+    A request whose session has no token is refused before its form is read: a visitor without a
+    session (and its cookie) makes the server parse nothing.
+    """
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     expected = request.session.get("csrf")
-    sent: Any = request.headers.get(CSRF_HEADER)
-    if not sent and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        sent = (await request.form()).get(CSRF_FIELD)
+    sent: Any = None
+    if expected:
+        sent = request.headers.get(CSRF_HEADER)
+        if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            sent = (await read_form(request)).get(CSRF_FIELD)
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, str(expected)):
         raise WebError(
             403,
@@ -99,15 +101,26 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
-def current_user(request: Request) -> User:
-    """The signed-in, still enabled person; signed-out visitors are sent to /login."""
-    uid = request.session.get("uid")
-    if not isinstance(uid, int):
-        raise LoginRequired
+def signed_in_user(request: Request) -> User | None:
+    """The person whose session the cookie names, if that session is still open and they are enabled.
+
+    Checked in the store on every request: a session ended by signing out, a password change or
+    disabling the user is refused at once, whatever cookie is sent.
+    """
+    token = request.session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
+        return None
     store: Store = request.app.state.store
-    user = store.read(lambda c: active_user(c, uid))
+    user = store.read(lambda c: session_user(c, token, utcnow()))
     if user is None:
         request.session.clear()
+    return user
+
+
+def current_user(request: Request) -> User:
+    """The signed-in, still enabled person; signed-out visitors are sent to /login."""
+    user = signed_in_user(request)
+    if user is None:
         raise LoginRequired
     request.state.user = user
     return user

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from oms import views
+from oms import csv_cells, views
 from oms.api import schemas as s
 from oms.domain.access import Action
 from oms.domain.allocation import Tier
@@ -140,13 +139,13 @@ def backorders_csv(request: Request, user: User = Depends(require_user(Action.RE
 
     def rows() -> Iterator[str]:
         buf = io.StringIO()
-        out = csv.writer(buf)
+        out = csv_cells.Writer(buf)
         out.writerow(CSV_COLUMNS)
         cursor = None
         for _ in range(CSV_MAX_PAGES):
             page = store.read(_csv_page({**kw, "limit": CSV_PAGE, "cursor": cursor}, now))
             for item in page["items"]:
-                out.writerow([item[k] if item[k] is not None else "" for k in CSV_COLUMNS])
+                out.writerow([item[k] for k in CSV_COLUMNS])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()

@@ -67,9 +67,35 @@ def list_() -> None:
     console.print(table)
 
 
+@users_app.command("set-password")
+def set_password(
+    name: Annotated[str, typer.Argument(help="The user name.")],
+    password: Annotated[
+        str | None, typer.Option(help="At least 8 characters; omitted: a random one is made and printed.")
+    ] = None,
+) -> None:
+    """Give a user a new password; every session of the user ends at once."""
+    import secrets
+
+    from .users import set_password as set_it
+
+    secret = password or secrets.token_urlsafe(12)
+    try:
+        done = _store().write(lambda uow: set_it(uow.conn, name, secret))
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(1) from exc
+    if not done:
+        console.print(f"[red]no user '{name}'[/]")
+        raise typer.Exit(1)
+    console.print(f"password of '{name}' changed; their sessions have ended")
+    if password is None:
+        typer.echo(f"  password:  {secret}")
+
+
 @users_app.command("disable")
 def disable(name: str) -> None:
-    """Stop a user signing in; their open sessions end at their next request."""
+    """Stop a user signing in; every session of the user ends at once."""
     from .users import disable_user
 
     if not _store().write(lambda uow: disable_user(uow.conn, name)):

@@ -13,7 +13,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .auth import DashboardSessions, LoginRequired, WebError, verify_csrf
+from .auth import DashboardSessions, verify_csrf
+from .errors import LoginRequired, WebError
+from .headers import SecurityHeaders
 from .render import HERE, render
 from .throttle import SignInThrottle
 
@@ -33,7 +35,8 @@ WEB_MODULES = [
 def mount_web(app: FastAPI) -> None:
     """Called once by create_app: the dashboard lives at /, the API stays under /api/v1."""
     app.add_middleware(DashboardSessions, store=app.state.store)
-    app.state.sign_in_throttle = SignInThrottle()
+    app.add_middleware(SecurityHeaders)  # outermost: every page gets the headers, refusals included
+    app.state.sign_in_throttle = SignInThrottle(app.state.store)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     async def to_login(request: Request, exc: Exception) -> Response:

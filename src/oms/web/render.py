@@ -18,7 +18,9 @@ from oms.domain.errors import DomainError, NotFound
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork
 
-from .auth import WebError, csrf_token, may
+from .auth import csrf_token, may
+from .errors import WebError
+from .forms import read_form
 from .users import User
 
 T = TypeVar("T")
@@ -130,7 +132,7 @@ def validation_errors(exc: ValidationError, rows: dict[int, str] | None = None) 
 
 async def form_data(request: Request) -> dict[str, Any]:
     """The posted form as {name: value} with repeated names as lists (a dependency for sync handlers)."""
-    form = await request.form()
+    form = await read_form(request)
     out: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]

@@ -18,7 +18,8 @@ from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.services.common import utcnow
 
-from .auth import WebError, require_user
+from .auth import require_user
+from .errors import WebError
 from .render import FormErrors, read, render
 from .users import User
 

@@ -9,9 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from oms.services.common import utcnow
+from oms.store.uow import UnitOfWork
+
+from .auth import SESSION_TOKEN, signed_in_user
 from .render import form_data, redirect, render, store_of
-from .throttle import SignInThrottle
-from .users import authenticate
+from .throttle import SignInThrottle, Wait, forget_attempts
+from .users import authenticate, end_session, start_session
 
 router = APIRouter()
 
@@ -25,7 +29,7 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
-    if isinstance(request.session.get("uid"), int):
+    if signed_in_user(request) is not None:
         return redirect(_safe_next(next))
     return render(request, "login.html", form={"next": _safe_next(next)})
 
@@ -35,30 +39,45 @@ def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Respon
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = _safe_next(form.get("next"))
+    kept = {"username": username, "next": target}
+    if not username or not password:
+        errors = {"username": "Enter your user name."} if not username else {"password": "Enter your password."}
+        return render(request, "login.html", 401, form=kept, errors=errors)
     throttle: SignInThrottle = request.app.state.sign_in_throttle
     address = request.client.host if request.client else "-"
-    wait = throttle.wait_seconds(username, address)
-    if wait:
-        errors = {"password": f"Too many failed sign-ins. Try again in {math.ceil(wait / 60)} minute(s)."}
-        page = render(request, "login.html", 429, form={"username": username, "next": target}, errors=errors)
-        page.headers["Retry-After"] = str(wait)
+    wait = throttle.admit(username, address)  # counted before the password is checked
+    if wait is not None:
+        page = render(request, "login.html", 429, form=kept, errors={"password": _wait_message(wait)})
+        page.headers["Retry-After"] = str(wait.seconds)
         return page
-    user = store_of(request).read(lambda c: authenticate(c, username, password)) if username and password else None
+    store = store_of(request)
+    user = store.read(lambda c: authenticate(c, username, password))
     if user is None:
         errors = {"password": "Unknown user name or wrong password."}
-        if not username:
-            errors = {"username": "Enter your user name."}
-        else:
-            throttle.failed(username, address)
-        return render(request, "login.html", 401, form={"username": username, "next": target}, errors=errors)
-    throttle.succeeded(username)
+        return render(request, "login.html", 401, form=kept, errors=errors)
+
+    def signed_in(uow: UnitOfWork) -> str:
+        forget_attempts(uow.conn, username, address)
+        return start_session(uow.conn, user.id, utcnow())
+
+    token = store.write(signed_in, actor=user.username)
     request.session.clear()  # a new session on sign-in: no fixation
-    request.session["uid"] = user.id
+    request.session[SESSION_TOKEN] = token
     request.session["csrf"] = secrets.token_urlsafe(32)
     return redirect(target)
 
 
+def _wait_message(wait: Wait) -> str:
+    if wait.user_name:
+        return f"Too many failed sign-ins. Try again in {math.ceil(wait.seconds / 60)} minute(s)."
+    return f"Too many failed sign-ins from your network. Try again in {wait.seconds} seconds."
+
+
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    """End the session in the store (a copy of the cookie is then worth nothing) and forget the cookie."""
+    token = request.session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        store_of(request).write(lambda uow: end_session(uow.conn, token))
     request.session.clear()
     return redirect("/login")

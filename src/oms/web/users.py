@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Conflict, Invalid
 from oms.services.common import utcnow
-from oms.store.tables import users
+from oms.store.tables import users, web_sessions
 
 _hasher = PasswordHasher()
 # Verified against when the user is unknown, so a wrong name costs what a wrong password costs.
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 DASHBOARD_ROLES = (Role.ADMIN, Role.OPS, Role.PURCHASING)
 MIN_PASSWORD = 8
+SESSION_TTL = timedelta(hours=12)  # a session ends this long after sign-in, whatever happens meanwhile
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ def _user(row: Any) -> User:
     return User(row.id, row.username, Role(row.role))
 
 
+def _password_problems(password: str) -> list[dict[str, Any]]:
+    if len(password) < MIN_PASSWORD:
+        return [{"field": "password", "reason": f"at least {MIN_PASSWORD} characters"}]
+    return []
+
+
 def create_user(conn: Connection, username: str, role: Role, password: str) -> User:
     """Add a person; channel roles are for integrations and have no dashboard."""
     problems: list[dict[str, Any]] = []
@@ -46,8 +56,7 @@ def create_user(conn: Connection, username: str, role: Role, password: str) -> U
         problems.append(
             {"field": "role", "value": str(role), "reason": "dashboard roles are " + ", ".join(DASHBOARD_ROLES)}
         )
-    if len(password) < MIN_PASSWORD:
-        problems.append({"field": "password", "reason": f"at least {MIN_PASSWORD} characters"})
+    problems += _password_problems(password)
     if problems:
         raise Invalid("The user cannot be created: " + "; ".join(p["reason"] for p in problems) + ".", problems)
     if conn.execute(select(users.c.id).where(users.c.username == username)).first():
@@ -74,11 +83,34 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
 
 
 def disable_user(conn: Connection, username: str) -> bool:
-    """Refuse further sign-ins and end the user's sessions (they are checked on every request)."""
+    """Refuse further sign-ins and end every session of the user at once."""
     done = conn.execute(
-        update(users).where(users.c.username == username, users.c.disabled_at.is_(None)).values(disabled_at=utcnow())
-    )
-    return bool(done.rowcount)
+        update(users)
+        .where(users.c.username == username, users.c.disabled_at.is_(None))
+        .values(disabled_at=utcnow())
+        .returning(users.c.id)
+    ).first()
+    if done is None:
+        return False
+    end_sessions(conn, done.id)
+    return True
+
+
+def set_password(conn: Connection, username: str, password: str) -> bool:
+    """Give the user a new password and end every session of the user (False: no such user)."""
+    problems = _password_problems(password)
+    if problems:
+        raise Invalid(f"The password is too short: {problems[0]['reason']}.", problems)
+    done = conn.execute(
+        update(users)
+        .where(users.c.username == username)
+        .values(password_hash=_hasher.hash(password))
+        .returning(users.c.id)
+    ).first()
+    if done is None:
+        return False
+    end_sessions(conn, done.id)
+    return True
 
 
 def authenticate(conn: Connection, username: str, password: str) -> User | None:
@@ -93,8 +125,42 @@ def authenticate(conn: Connection, username: str, password: str) -> User | None:
     return _user(row)
 
 
-def active_user(conn: Connection, user_id: int) -> User | None:
-    row = conn.execute(select(users).where(users.c.id == user_id, users.c.disabled_at.is_(None))).first()
+# ---- sessions: the cookie carries a random token, the store its digest -------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(conn: Connection, user_id: int, now: datetime) -> str:
+    """A new session for the user; returns the token for the cookie. Sweeps sessions that ended."""
+    conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= now))
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        insert(web_sessions).values(
+            token_hash=_digest(token), user_id=user_id, created_at=now, expires_at=now + SESSION_TTL
+        )
+    )
+    return token
+
+
+def session_user(conn: Connection, token: str, now: datetime) -> User | None:
+    """The enabled user whose unexpired session this token names, or None (a read: works on a replica)."""
+    row = conn.execute(
+        select(users)
+        .join(web_sessions, web_sessions.c.user_id == users.c.id)
+        .where(web_sessions.c.token_hash == _digest(token), web_sessions.c.expires_at > now)
+        .where(users.c.disabled_at.is_(None))
+    ).first()
     if row is None or Role(row.role) not in DASHBOARD_ROLES:
         return None
     return _user(row)
+
+
+def end_session(conn: Connection, token: str) -> None:
+    conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == _digest(token)))
+
+
+def end_sessions(conn: Connection, user_id: int) -> None:
+    """End every session of the user, on every device."""
+    conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
