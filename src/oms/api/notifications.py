@@ -17,7 +17,7 @@ from oms.services import customer_link, outbox
 from oms.services.explain import explain
 
 from .app import require, store_of
-from .schemas import CODE_PATTERN, TEXT_PATTERN, Body, Code
+from .schemas import CODE_PATTERN, MAX_LINES, TEXT_PATTERN, Body, Code
 
 api = APIRouter()
 public = APIRouter()
@@ -179,7 +179,7 @@ def customer_choice(
     token: Annotated[str, Path(max_length=500)],
     request: Request,
     action: Annotated[Literal["cancel", "wait"], Form()],
-    line_no: Annotated[int | None, Form()] = None,
+    line_no: Annotated[int | None, Form(ge=1, le=MAX_LINES)] = None,
 ) -> Response:
     order_number = _order_of(request, token)
     if order_number is None:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from oms.domain import bounds
 from oms.domain.access import Role
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.fulfillment import ShipPolicy
@@ -19,9 +20,17 @@ MAX_LINES = 500
 
 
 def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError("must carry a time zone, e.g. 2026-01-31T09:00:00Z")
+    problem = bounds.time_problem(t)
+    if problem is not None:
+        raise ValueError(problem)
     return t
+
+
+def _in_range(d: date) -> date:
+    problem = bounds.date_problem(d)
+    if problem is not None:
+        raise ValueError(problem)
+    return d
 
 
 # Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
@@ -31,7 +40,8 @@ TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2)]
+LineNo = Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
+Money = Annotated[Decimal, Field(ge=0, le=bounds.MAX_MONEY, max_digits=12, decimal_places=2)]
 
 
 def _date_text(v: object) -> object:
@@ -47,9 +57,9 @@ def _time_text(v: object) -> object:
     return v
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 UtcTime = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_utc)]
-Day = Annotated[date, BeforeValidator(_date_text)]
+Day = Annotated[date, BeforeValidator(_date_text), AfterValidator(_in_range)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 
 
@@ -107,7 +117,7 @@ class OrderIn(Body):
 
 
 class CancelLineIn(Body):
-    line_no: Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
+    line_no: LineNo
     qty: Qty
 
 

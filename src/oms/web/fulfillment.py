@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from oms import views
 from oms.api import schemas as s
+from oms.domain import bounds
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.services import fulfillment
@@ -19,7 +20,7 @@ from oms.store.uow import UnitOfWork
 
 from .auth import require_user
 from .queries import SHIPMENT_COLUMNS
-from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, write
+from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, whole_in, write
 from .users import User
 
 router = APIRouter()
@@ -79,7 +80,7 @@ def advance(
 ) -> Response:
     one = str(form.get("one", ""))
     picked = [one] if one else as_list(form.get("id"))
-    ids = sorted({int(v) for v in picked if v.isdigit()})
+    ids = sorted({n for n in (whole_in(v, 1, bounds.MAX_INTEGER) for v in picked) if n is not None})
     column = str(form.get("column", ""))
     errors = FormErrors()
     status = 422

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from oms.domain import bounds
 from oms.domain.access import Action
 from oms.domain.errors import DomainError, NotFound
 from oms.store.db import Store
@@ -147,11 +148,17 @@ def as_list(value: Any) -> list[str]:
 
 
 def whole(value: Any) -> Any:
-    """A typed whole number as an int (the API's schemas take integers strictly); anything else as typed."""
+    """A typed whole number as an int, for the API's schemas to bound (they take integers strictly);
+    anything else as typed, for them to refuse."""
     text = str(value).strip() if value is not None else ""
-    if text.lstrip("-").isdigit() and len(text) <= 12:
-        return int(text)
-    return text or None
+    number = bounds.parse_whole(text)
+    return number if number is not None else (text or None)
+
+
+def whole_in(value: Any, lo: int, hi: int) -> int | None:
+    """A whole number in [lo, hi] typed into a query string or a form that no schema reads, or None."""
+    number = bounds.parse_whole(str(value)) if value is not None else None
+    return number if number is not None and lo <= number <= hi else None
 
 
 def _field_name(key: str) -> str:
