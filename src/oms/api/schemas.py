@@ -33,12 +33,12 @@ def _in_range(d: date) -> date:
     return d
 
 
-# Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+CODE_PATTERN = bounds.CODE_PATTERN  # no '/': every code accepted can be named in a path
+Code = Annotated[str, Field(min_length=1, max_length=bounds.MAX_CODE_LENGTH, pattern=CODE_PATTERN)]
 # Free text: no control characters but tab and newlines (PostgreSQL refuses NUL in text outright).
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+# Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
 LineNo = Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
 Money = Annotated[Decimal, Field(ge=0, le=bounds.MAX_MONEY, max_digits=12, decimal_places=2)]

@@ -32,6 +32,11 @@ MAX_SKU_UNITS = 2**31 - 1
 # Whole numbers that reach the store (ids, line numbers, counts): what a signed 64-bit integer holds.
 MAX_INTEGER = 2**63 - 1
 
+# Codes (SKUs, order, PO and GRN numbers, customer ids, channels) name things in URL paths, so they
+# hold only characters a path segment carries as they are: no '/', '?', '#', '%' or spaces.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+MAX_CODE_LENGTH = 64
+
 # Whole numbers typed into a form or a query string: ASCII digits only ("²" and "٣" are digits to
 # str.isdigit, not to int), an optional minus, and no more digits than MAX_INTEGER has.
 _WHOLE = re.compile(r"-?[0-9]{1,19}")
@@ -68,6 +73,13 @@ def integer_problem(n: int, lo: int = -MAX_INTEGER, hi: int = MAX_INTEGER) -> st
     """What is wrong with a whole number, or None when it lies in [lo, hi]."""
     if not lo <= n <= hi:
         return f"must lie between {lo} and {hi}"
+    return None
+
+
+def code_problem(code: str) -> str | None:
+    """What is wrong with a code, or None when it is one the product takes."""
+    if not 1 <= len(code) <= MAX_CODE_LENGTH or not re.match(CODE_PATTERN, code):
+        return f"must be 1 to {MAX_CODE_LENGTH} letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
     return None
 
 
