@@ -106,6 +106,18 @@ class OrderLineIn(Body):
     unit_price: Money | None = None
 
 
+# The fields of an order body that set its lines' place in a back-order queue, by the rule key each
+# feeds. Only callers who may change priorities may send them (Principal.may_move_queue). A rule key
+# added to RuleKey must be entered here: tests/hostile/test_queue_jumping.py checks that none is missing.
+QUEUE_FIELDS: dict[RuleKey, tuple[str, ...]] = {
+    RuleKey.PRIORITY: ("priority",),
+    RuleKey.PLACED_AT: ("placed_at",),
+    RuleKey.ORDER_VALUE: ("lines[].unit_price",),  # the value is the sum of qty x unit_price
+    RuleKey.CUSTOMER_TIER: (),  # the named customer's tier, kept by PUT /customers (catalogue roles)
+    RuleKey.PROMISED_DATE: (),  # the first ETA the engine computed
+}
+
+
 class OrderIn(Body):
     order_number: Code
     channel: Code
@@ -114,6 +126,17 @@ class OrderIn(Body):
     placed_at: UtcTime | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000, strict=True)] = 0
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+
+    def queue_fields_sent(self) -> list[str]:
+        """The queue-setting fields (QUEUE_FIELDS) this body carries, as `errors` name them."""
+        sent: list[str] = []
+        for name in (f for fields in QUEUE_FIELDS.values() for f in fields):
+            if name.startswith("lines[]."):
+                attr = name.removeprefix("lines[].")
+                sent += [f"lines.{i}.{attr}" for i, line in enumerate(self.lines) if attr in line.model_fields_set]
+            elif name in self.model_fields_set:
+                sent.append(name)
+        return sent
 
 
 class CancelLineIn(Body):

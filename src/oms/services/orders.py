@@ -113,6 +113,18 @@ def _place(ws: WorkingSet, cmd: PlaceOrder, digest: str) -> Order:
         for s, p in ws.products.items()
     }
     now = uow.now  # read after the locks: a hot SKU's orders are placed in the order they get it
+    if cmd.placed_at is not None and cmd.placed_at > now:
+        raise Invalid(
+            "placed_at lies in the future; send the time the order was placed, or leave it out for now.",
+            [
+                {
+                    "field": "placed_at",
+                    "value": engine.iso(cmd.placed_at),
+                    "reason": "in the future",
+                    "latest": engine.iso(now),
+                }
+            ],
+        )
     decisions = decide_placement(
         [LineRequest(i, line.sku, line.qty) for i, line in enumerate(cmd.lines, start=1)], stock, cmd.channel, now
     )
