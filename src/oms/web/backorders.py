@@ -29,7 +29,7 @@ from .render import (
     as_list,
     domain_errors,
     flash,
-    form_data,
+    form_fields,
     read,
     redirect,
     render,
@@ -191,7 +191,7 @@ def _selected(values: list[str]) -> dict[str, list[int]]:
 @router.post("/backorders/action", response_class=HTMLResponse)
 def backorders_action(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
+    form: dict[str, Any] = Depends(form_fields("line")),
     user: User = Depends(require_user(Action.CHANGE_ORDER)),
 ) -> Response:
     back = str(form.get("back", ""))

@@ -20,7 +20,7 @@ from oms.store.uow import UnitOfWork
 
 from .auth import require_user
 from .queries import SHIPMENT_COLUMNS
-from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, whole_in, write
+from .render import FormErrors, as_list, domain_errors, flash, form_fields, read, redirect, render, whole_in, write
 from .users import User
 
 router = APIRouter()
@@ -75,7 +75,7 @@ def _advance_all(uow: UnitOfWork, ids: list[int], carrier: str | None, tracking:
 @router.post("/fulfillment/advance", response_class=HTMLResponse)
 def advance(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
+    form: dict[str, Any] = Depends(form_fields("id")),
     user: User = Depends(require_user(Action.FULFIL)),
 ) -> Response:
     one = str(form.get("one", ""))

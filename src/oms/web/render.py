@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -129,16 +129,37 @@ def validation_errors(exc: ValidationError, rows: dict[int, str] | None = None) 
     return out
 
 
-async def form_data(request: Request) -> dict[str, Any]:
-    """The posted form as {name: value} with repeated names as lists (a dependency for sync handlers)."""
-    form = await request.form()
-    out: dict[str, Any] = {}
-    for key in form:
-        values = [v for v in form.getlist(key) if isinstance(v, str)]
-        if "\x00" in key or any("\x00" in v for v in values):  # PostgreSQL refuses NUL in text
-            raise WebError(422, "Invalid form", "A form field contains a NUL character; nothing was changed.")
-        out[key] = values if len(values) > 1 or key.endswith("[]") else (values[0] if values else "")
-    return out
+def form_fields(*lists: str) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """A dependency for sync handlers: the posted form as {name: text}, each field read once as text.
+
+    Names ending in '[]' and those in `lists` (a group of checkboxes) are lists of text; any other
+    name sent twice, or a file where text is expected, is refused (422) before the handler runs.
+    """
+    listed = frozenset(lists)
+
+    async def form_data(request: Request) -> dict[str, Any]:
+        form = await request.form()
+        out: dict[str, Any] = {}
+        problems: list[str] = []
+        for key in form.keys():  # noqa: SIM118 - a multi-dict: each name once, its values by getlist
+            values = form.getlist(key)
+            texts = [v for v in values if isinstance(v, str)]
+            if "\x00" in key or any("\x00" in v for v in texts):  # PostgreSQL refuses NUL in text
+                raise WebError(422, "Invalid form", "A form field contains a NUL character; nothing was changed.")
+            many = key in listed or key.endswith("[]")
+            if len(texts) < len(values):
+                problems.append(f"'{key}' must be text, not a file")
+            elif len(values) > 1 and not many:
+                problems.append(f"'{key}' was sent {len(values)} times; send it once")
+            out[key] = texts if many else (texts[0] if texts else "")
+        if problems:
+            raise WebError(422, "Invalid form", "Nothing was changed: " + "; ".join(problems) + ".")
+        return out
+
+    return form_data
+
+
+form_data = form_fields()  # a form whose every field is sent once
 
 
 def as_list(value: Any) -> list[str]:
