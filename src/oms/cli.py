@@ -53,12 +53,12 @@ def serve(
     import uvicorn
 
     from oms.api.logs import configure_logging, logging_config
-    from oms.store.db import database_url
+    from oms.store.db import database_url, is_sqlite, shown_url
 
     configure_logging()
 
-    console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
-    if database_url().startswith("sqlite") and os.environ.get("OMS_INPROCESS_WORKER", "1") != "0":
+    console.print(f"oms on http://{host}:{port}  (store: {shown_url(database_url())})")
+    if is_sqlite(database_url()) and os.environ.get("OMS_INPROCESS_WORKER", "1") != "0":
         console.print("in-process worker: notifications built and delivered by this process")
     uvicorn.run(
         "oms.api.app:serve_app",
