@@ -117,12 +117,20 @@ def db_restore(
 def keys_create(
     role: Annotated[Role, typer.Option(help="admin, ops, purchasing or channel.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
-    channel: Annotated[str | None, typer.Option(help="The channel of a channel key.")] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(help="The channel of a channel key (required for, and accepted only with, --role channel)."),
+    ] = None,
 ) -> None:
     """Make an API key and print it once (only its hash is stored)."""
+    from oms.domain.errors import DomainError
     from oms.services.keys import create_key
 
-    token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
+    try:
+        token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
+    except DomainError as exc:
+        typer.echo(f"no key made: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
     console.print(f"[bold]{role.value}[/] key '{name}' (shown once):")
     typer.echo(token)
 
