@@ -63,14 +63,14 @@ def serve(
     import uvicorn
 
     from oms.api.logs import configure_logging, logging_config
-    from oms.store.db import database_url
+    from oms.store.db import database_url, is_sqlite, shown_url
 
     configure_logging()
 
-    console.print(f"oms on http://{host}:{port}  (store: {database_url().split('@')[-1]})")
+    console.print(f"oms on http://{host}:{port}  (store: {shown_url(database_url())})")
     from oms.settings import settings
 
-    if database_url().startswith("sqlite") and settings().inprocess_worker:
+    if is_sqlite(database_url()) and settings().inprocess_worker:
         console.print("in-process worker: notifications built and delivered by this process")
     uvicorn.run(
         "oms.api.app:serve_app",
@@ -129,12 +129,20 @@ def db_restore(
 def keys_create(
     role: Annotated[Role, typer.Option(help="admin, ops, purchasing or channel.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
-    channel: Annotated[str | None, typer.Option(help="The channel of a channel key.")] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(help="The channel of a channel key (required for, and accepted only with, --role channel)."),
+    ] = None,
 ) -> None:
     """Make an API key and print it once (only its hash is stored)."""
+    from oms.domain.errors import DomainError
     from oms.services.keys import create_key
 
-    token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
+    try:
+        token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
+    except DomainError as exc:
+        typer.echo(f"no key made: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
     console.print(f"[bold]{role.value}[/] key '{name}' (shown once):")
     typer.echo(token)
 

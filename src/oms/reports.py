@@ -28,7 +28,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +53,7 @@ from sqlalchemy import (
 )
 
 from oms import csv_cells, report_names
+from oms.domain import bounds
 from oms.domain.errors import Invalid
 from oms.domain.fulfillment import CancelReason
 from oms.services import rollups
@@ -128,12 +129,12 @@ def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
     if value is None or value == "":
         return None
     t: datetime | None
+    is_date = len(value) == 10 and value.isascii()
     try:
-        if len(value) == 10:
-            d = date.fromisoformat(value)
-            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        if is_date:
+            t = datetime.combine(date.fromisoformat(value), time(), UTC)
+        else:
+            t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         t = None
     if t is None or t.tzinfo is None:
@@ -141,6 +142,14 @@ def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
             f"'{field}' must be a date (2026-11-01) or an RFC 3339 time with a zone (2026-11-01T08:00:00Z).",
             [{"field": field, "value": value, "reason": "not a date or RFC 3339 time"}],
         )
+    problem = bounds.time_problem(t)
+    if problem is not None:
+        raise Invalid(
+            f"'{field}' {problem}; leave it out for a period open at that end.",
+            [{"field": field, "value": value, "reason": problem}],
+        )
+    if is_date and end:
+        t += timedelta(days=1)  # a date as an end takes in its whole day (at most 3000-01-01)
     return t.astimezone(UTC)
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from oms.domain import bounds
 from oms.domain.allocation import SortField, sort_fields
 from oms.domain.errors import Invalid, NotFound
 from oms.domain.eta import late_supply_date
@@ -129,15 +130,31 @@ def decode_cursor(cursor: str, table: Any, fields: Sequence[SortField]) -> list[
                 continue
             if type(v) is not expected:
                 raise ValueError(f"{f.attr} is not a {expected.__name__}")
-            if isinstance(v, datetime) and v.tzinfo is None:
-                raise ValueError("naive time")
+            problem = _cursor_value_problem(v)
+            if problem is not None:
+                raise ValueError(f"{f.attr} {problem}")
         return values
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, ArithmeticError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Invalid(
             "The cursor is not one this listing gave out for this ordering (the allocation rule may have "
             "changed). Pass next_cursor from the previous page unchanged, or start again without a cursor.",
             [{"field": "cursor", "reason": "invalid cursor"}],
         ) from exc
+
+
+def _cursor_value_problem(v: Any) -> str | None:
+    """A cursor's value checked as the API's schemas check what they take (oms.domain.bounds)."""
+    if isinstance(v, datetime):
+        return bounds.time_problem(v)
+    if isinstance(v, date):
+        return bounds.date_problem(v)
+    if isinstance(v, Decimal):
+        return bounds.money_problem(v)
+    if isinstance(v, int):
+        return bounds.integer_problem(v)
+    if isinstance(v, str) and "\x00" in v:  # PostgreSQL refuses NUL in text
+        return "contains a NUL character"
+    return None
 
 
 def page(

@@ -17,12 +17,12 @@ def worker_command(
     import signal
     import threading
 
-    from oms.store.db import Store, database_url, make_engine
+    from oms.store.db import Store, database_url, make_engine, shown_url
     from oms.worker import Worker, _mail_target
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     worker = Worker(Store(make_engine()))
-    typer.echo(f"oms worker {worker.name} on {database_url().split('@')[-1]} ({_mail_target()})")
+    typer.echo(f"oms worker {worker.name} on {shown_url(database_url())} ({_mail_target()})")
     if once:
         done = worker.run_jobs() if jobs_enabled else {}
         n = worker.drain()

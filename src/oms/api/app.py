@@ -51,9 +51,10 @@ def problem(
 
 
 class AuthError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         self.status = status
         self.detail = detail
+        self.errors = errors
 
 
 def store_of(request: Request) -> Store:
@@ -130,7 +131,7 @@ def create_app(
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer realm="oms"'} if exc.status == 401 else None
         title = "Unauthorized" if exc.status == 401 else "Forbidden"
-        return problem(exc.status, title, exc.detail, headers=headers, request=request)
+        return problem(exc.status, title, exc.detail, exc.errors, headers=headers, request=request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

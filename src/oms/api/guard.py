@@ -324,8 +324,9 @@ class Guard:
             await run_in_threadpool(self.store.write, lambda uow: idem.release(uow.conn, who, key))
             raise
         status = int(captured["status"])
-        if status >= 500:
-            # Our failure rolled the use case back: a retry with the same key should run it again.
+        if not idem.is_final(status, scope.get("route") is not None):
+            # Nothing ran to its end: a redirect (POST /x/ to /x), no such route, or our failure, which
+            # rolled the use case back. The key is given back so that the retry runs and its answer is kept.
             await run_in_threadpool(self.store.write, lambda uow: idem.release(uow.conn, who, key))
             return
         text = b"".join(captured["chunks"]).decode("utf-8", "replace")

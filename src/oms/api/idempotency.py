@@ -44,7 +44,9 @@ class Claim:
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    """A digest of what was asked: the same JSON with other spacing or key order is the same request."""
+    """A digest of what was asked: the same JSON with other spacing or key order is the same request,
+    and so is the same path with a trailing slash (the API redirects it to the path without)."""
+    path = path.rstrip("/") or "/"
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")) if body else ""
     except ValueError:
@@ -97,6 +99,12 @@ def claim(
         return Claim("in_progress")
     # "done", or "applied": the use case committed but its process died before the response was kept
     return Claim("replay", row.response_status, row.response_body)
+
+
+def is_final(status: int, route_matched: bool) -> bool:
+    """Whether an answer is the request's own, to keep and replay: it reached a route and was neither
+    a redirect nor a failure on our side (after which a retry should run again)."""
+    return route_matched and not 300 <= status < 400 and status < 500
 
 
 def applied(conn: Connection, principal: str, key: str, status: int, body: str) -> None:

@@ -20,7 +20,7 @@ from oms.web.errors import WebError
 from oms.web.forms import read_form
 
 from .app import require, store_of
-from .schemas import CODE_PATTERN, TEXT_PATTERN, Body, Code
+from .schemas import CODE_PATTERN, MAX_LINES, TEXT_PATTERN, Body, Code
 
 api = APIRouter()
 public = APIRouter()
@@ -196,9 +196,8 @@ async def customer_choice(token: Annotated[str, Path(max_length=500)], request: 
     except WebError as exc:
         return HTMLResponse(f"<!doctype html><title>{exc.title}</title><p>{exc.detail}</p>", status_code=exc.status)
     action, line_no = form.get("action"), str(form.get("line_no") or "")
-    if action not in ("cancel", "wait") or not (
-        line_no == "" or (line_no.isascii() and line_no.isdigit() and len(line_no) <= 6)
-    ):
+    a_line = line_no.isascii() and line_no.isdigit() and len(line_no) <= 6 and 1 <= int(line_no) <= MAX_LINES
+    if action not in ("cancel", "wait") or not (line_no == "" or a_line):
         return await run_in_threadpool(_page, request, order_number, "Choose one of the buttons below.", 422)
     line = int(line_no) if line_no else None
     return await run_in_threadpool(_choose, request, order_number, action == "cancel", line)

@@ -263,6 +263,14 @@ async def place_order(
     """The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`)."""
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
+    queue_fields = body.queue_fields_sent()
+    if queue_fields and not who.may_move_queue:
+        raise AuthError(
+            403,
+            f"This key may not set {', '.join(queue_fields)}: they set the order's place in the back-order queue. "
+            "Leave them out; the order waits with priority 0, placed now, at the catalogue prices.",
+            [{"field": f, "reason": "not settable by this key's role"} for f in queue_fields],
+        )
     cmd = orders.PlaceOrder(
         order_number=body.order_number,
         channel=body.channel,
@@ -330,8 +338,12 @@ def cancel_order(
 def set_priority(
     order_number: s.Code, body: s.PriorityIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
 ) -> dict[str, Any]:
-    if who.channel_scope is not None:
-        raise AuthError(403, "Channel keys may not change priorities.")
+    if not who.may_move_queue:
+        raise AuthError(
+            403,
+            "Channel keys may not change priorities.",
+            [{"field": "priority", "reason": "not settable by this key's role"}],
+        )
     return write(
         request, who, _shaped(lambda uow: orders.set_priority(uow, order_number, body.priority), views.order_json)
     )

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from oms.domain import bounds
 from oms.domain.access import Role
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.fulfillment import CancelReason, ShipPolicy
@@ -19,19 +20,28 @@ MAX_LINES = 500
 
 
 def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError("must carry a time zone, e.g. 2026-01-31T09:00:00Z")
+    problem = bounds.time_problem(t)
+    if problem is not None:
+        raise ValueError(problem)
     return t
 
 
-# Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+def _in_range(d: date) -> date:
+    problem = bounds.date_problem(d)
+    if problem is not None:
+        raise ValueError(problem)
+    return d
+
+
+CODE_PATTERN = bounds.CODE_PATTERN  # no '/': every code accepted can be named in a path
+Code = Annotated[str, Field(min_length=1, max_length=bounds.MAX_CODE_LENGTH, pattern=CODE_PATTERN)]
 # Free text: no control characters but tab and newlines (PostgreSQL refuses NUL in text outright).
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+# Integers are strict: "2", 2.0 and true are not quantities (API.md: quantities are integers).
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2)]
+LineNo = Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
+Money = Annotated[Decimal, Field(ge=0, le=bounds.MAX_MONEY, max_digits=12, decimal_places=2)]
 
 
 def _date_text(v: object) -> object:
@@ -47,9 +57,9 @@ def _time_text(v: object) -> object:
     return v
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 UtcTime = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_utc)]
-Day = Annotated[date, BeforeValidator(_date_text)]
+Day = Annotated[date, BeforeValidator(_date_text), AfterValidator(_in_range)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 
 
@@ -96,6 +106,18 @@ class OrderLineIn(Body):
     unit_price: Money | None = None
 
 
+# The fields of an order body that set its lines' place in a back-order queue, by the rule key each
+# feeds. Only callers who may change priorities may send them (Principal.may_move_queue). A rule key
+# added to RuleKey must be entered here: tests/hostile/test_queue_jumping.py checks that none is missing.
+QUEUE_FIELDS: dict[RuleKey, tuple[str, ...]] = {
+    RuleKey.PRIORITY: ("priority",),
+    RuleKey.PLACED_AT: ("placed_at",),
+    RuleKey.ORDER_VALUE: ("lines[].unit_price",),  # the value is the sum of qty x unit_price
+    RuleKey.CUSTOMER_TIER: (),  # the named customer's tier, kept by PUT /customers (catalogue roles)
+    RuleKey.PROMISED_DATE: (),  # the first ETA the engine computed
+}
+
+
 class OrderIn(Body):
     order_number: Code
     channel: Code
@@ -105,9 +127,20 @@ class OrderIn(Body):
     priority: Annotated[int, Field(ge=-1000, le=1000, strict=True)] = 0
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
+    def queue_fields_sent(self) -> list[str]:
+        """The queue-setting fields (QUEUE_FIELDS) this body carries, as `errors` name them."""
+        sent: list[str] = []
+        for name in (f for fields in QUEUE_FIELDS.values() for f in fields):
+            if name.startswith("lines[]."):
+                attr = name.removeprefix("lines[].")
+                sent += [f"lines.{i}.{attr}" for i, line in enumerate(self.lines) if attr in line.model_fields_set]
+            elif name in self.model_fields_set:
+                sent.append(name)
+        return sent
+
 
 class CancelLineIn(Body):
-    line_no: Annotated[int, Field(ge=1, le=MAX_LINES, strict=True)]
+    line_no: LineNo
     qty: Qty
 
 

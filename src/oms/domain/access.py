@@ -50,6 +50,12 @@ class Principal:
         return action in ALLOWED[self.role]
 
     @property
+    def may_move_queue(self) -> bool:
+        """Whether this caller may set what orders a back-order queue: a line's priority, placed_at or
+        value. Channel keys may not; they could otherwise put their own orders ahead of older ones."""
+        return self.may(Action.CHANGE_ORDER) and self.channel_scope is None
+
+    @property
     def channel_scope(self) -> str | None:
         """The only channel this caller may see, or None for all."""
         return self.channel if self.role is Role.CHANNEL else None

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from .bounds import MAX_SKU_UNITS
 from .errors import InsufficientStock, Refusal
 
 UNBOUNDED = 10**12
@@ -126,6 +127,9 @@ def backorder_room(stock: SkuStock, channel: str, now: datetime) -> tuple[int, s
         cap = max(0, policy.max_backorder_qty - stock.backordered)
         if cap < room:
             room, why = cap, "max_backorder_qty"
+    ceiling = max(0, MAX_SKU_UNITS - stock.backordered)  # what the SKU's counter can hold
+    if ceiling < room:
+        room, why = ceiling, "sku_backorder_limit"
     return room, why
 
 

@@ -175,6 +175,7 @@ def adjust_stock(uow: UnitOfWork, sku: str, qty_delta: int, reason: str) -> dict
                 }
             ],
         )
+    engine.refuse_beyond_ceiling(ws, {sku: qty_delta}, "qty_delta")
     row.on_hand += qty_delta
     ws.move(sku, qty_delta, "adjustment", None, reason)
     uow.event("stock_adjusted", {"qty_delta": qty_delta, "reason": reason, "on_hand": row.on_hand}, sku=sku)

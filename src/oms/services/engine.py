@@ -28,7 +28,8 @@ from sqlalchemy import BigInteger, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from oms.domain.allocation import Allocation, RuleKey, SortField, plan_allocation, queue_sort_key, sort_fields
-from oms.domain.errors import Invalid
+from oms.domain.bounds import MAX_SKU_UNITS
+from oms.domain.errors import Conflict, Invalid
 from oms.domain.eta import Supply, late_supply_date, walk_etas
 from oms.domain.fulfillment import LineQty, ShipmentStatus, ShipPolicy, order_status, units_to_release
 from oms.domain.policy import BackorderPolicy, policy_from_json
@@ -322,6 +323,26 @@ def lock_products(ws: WorkingSet, skus: Iterable[str]) -> dict[str, Product]:
                 loaded=(r.on_hand, r.allocated, r.backordered),
             )
     return {s: ws.products[s] for s in sorted(set(skus)) if s in ws.products}
+
+
+def refuse_beyond_ceiling(ws: WorkingSet, added: Mapping[str, int], field_name: str) -> None:
+    """Refuse units that would take a locked SKU's on hand past what its counter holds, naming every such SKU."""
+    over: list[dict[str, Any]] = [
+        {
+            "field": field_name,
+            "sku": s,
+            "on_hand": ws.products[s].on_hand,
+            "max_more": MAX_SKU_UNITS - ws.products[s].on_hand,
+        }
+        for s, q in sorted(added.items())
+        if ws.products[s].on_hand + q > MAX_SKU_UNITS
+    ]
+    if over:
+        raise Conflict(
+            f"On hand of {', '.join(str(o['sku']) for o in over)} would pass {MAX_SKU_UNITS} units, "
+            "the most a SKU holds; add at most max_more units.",
+            over,
+        )
 
 
 def require_products(ws: WorkingSet, skus: Sequence[str], field_name: str = "lines") -> dict[str, Product]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from oms.domain import bounds
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Invalid, NotFound
 from oms.store.db import Store
@@ -26,15 +27,32 @@ def _digest(token: str) -> str:
 
 
 def create_key(conn: Connection, role: Role, name: str, channel: str | None = None) -> str:
-    """Make a key and return it; only its digest is kept."""
+    """Make a key and return it; only its digest is kept.
+
+    Only channel keys are scoped to a channel: they need one, and every other role is refused one
+    (a key of another role reads and changes every channel's orders, so a channel given for it would
+    be a scope the key does not have).
+    """
     if role is Role.CHANNEL and not channel:
         raise Invalid("A channel key needs --channel.", [{"field": "channel", "reason": "required for role channel"}])
+    if role is not Role.CHANNEL and channel is not None:
+        raise Invalid(
+            f"Only channel keys are scoped to a channel; a {role.value} key acts for every channel. "
+            f"Leave out --channel, or make a key with --role channel --channel {channel}.",
+            [{"field": "channel", "value": channel, "reason": f"not accepted for role {role.value}"}],
+        )
+    problem = bounds.code_problem(channel) if channel is not None else None
+    if problem is not None:
+        raise Invalid(
+            f"'{channel}' is not a channel as orders name them: it {problem}.",
+            [{"field": "channel", "value": channel, "reason": problem, "pattern": bounds.CODE_PATTERN}],
+        )
     token = "oms_" + secrets.token_urlsafe(32)
     conn.execute(
         insert(api_keys).values(
             name=name,
             role=role.value,
-            channel=channel if role is Role.CHANNEL else None,
+            channel=channel,
             prefix=token[:12],
             key_hash=_digest(token),
             created_at=utcnow(),

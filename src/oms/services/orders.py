@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text, true
 from sqlalchemy.dialects import sqlite
 
+from oms.domain import bounds
 from oms.domain.allocation import SortField, Tier, queue_sort_key, sort_fields
 from oms.domain.errors import Conflict, DomainError, Invalid, NotFound
 from oms.domain.eta import Supply, walk_etas
@@ -120,6 +121,18 @@ def _place(ws: WorkingSet, cmd: PlaceOrder, digest: str) -> Order:
         for s, p in ws.products.items()
     }
     now = uow.now  # read after the locks: a hot SKU's orders are placed in the order they get it
+    if cmd.placed_at is not None and cmd.placed_at > now:
+        raise Invalid(
+            "placed_at lies in the future; send the time the order was placed, or leave it out for now.",
+            [
+                {
+                    "field": "placed_at",
+                    "value": engine.iso(cmd.placed_at),
+                    "reason": "in the future",
+                    "latest": engine.iso(now),
+                }
+            ],
+        )
     decisions = decide_placement(
         [LineRequest(i, line.sku, line.qty) for i, line in enumerate(cmd.lines, start=1)], stock, cmd.channel, now
     )
@@ -127,6 +140,19 @@ def _place(ws: WorkingSet, cmd: PlaceOrder, digest: str) -> Order:
         line.unit_price if line.unit_price is not None else ws.products[line.sku].unit_price for line in cmd.lines
     ]
     value = sum((p * line.qty for p, line in zip(prices, cmd.lines, strict=True)), Decimal("0"))
+    if value > bounds.MAX_ORDER_VALUE:
+        raise Invalid(
+            f"The order's value ({value}) is above the most one order may be worth ({bounds.MAX_ORDER_VALUE}); "
+            "split it into smaller orders.",
+            [
+                {
+                    "field": "lines",
+                    "value": str(value),
+                    "reason": "order value too large",
+                    "max": str(bounds.MAX_ORDER_VALUE),
+                }
+            ],
+        )
     placed_at = cmd.placed_at or now
     order = Order(
         id=None,

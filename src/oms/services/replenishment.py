@@ -344,6 +344,7 @@ def receive_goods(
         qty_by_sku[line.sku] += line.qty
     skus = sorted(qty_by_sku)
     engine.require_products(ws, skus)
+    engine.refuse_beyond_ceiling(ws, qty_by_sku, "lines[].qty")
     po: PurchaseOrder | None = None
     po_matched: list[dict[str, Any]] = []
     if po_number is not None:

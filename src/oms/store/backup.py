@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ from typing import IO
 
 from sqlalchemy import URL, inspect, make_url, text
 
-from .db import make_engine, normalize_url
+from .db import is_sqlite, make_engine, normalize_url, shown_url
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 TIMEOUT_S = 3600.0  # a backup or restore that runs longer than this is stopped and reported
@@ -44,14 +45,29 @@ def _sqlite_path(url: str) -> Path:
     return Path(database)
 
 
-def _is_sqlite(url: str) -> bool:
-    return normalize_url(url).startswith("sqlite")
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a SQLite file, whatever its name holds ('#', '?', '%', spaces).
+
+    Through a file: URI built by pathlib, which percent-encodes the path: written as f"file:{path}",
+    a '#' in it would start the URI's fragment and SQLite would open (and create) another file.
+    """
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+
+
+def _store_tables(url: str) -> int:
+    """The store's tables as SQLAlchemy sees them at `url` (SQLite's own tables left out)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return len(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def store_row_count(url: str) -> int:
     """Rows in every table of the store but Alembic's own (0 for a new or missing store)."""
     url = normalize_url(url)
-    if _is_sqlite(url) and not _sqlite_path(url).exists():
+    if is_sqlite(url) and not _sqlite_path(url).exists():
         return 0
     engine = make_engine(url)
     try:
@@ -72,7 +88,13 @@ def backup(url: str, path: Path) -> BackupResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
-        tables = _backup_sqlite(url, partial) if _is_sqlite(url) else _backup_pg(url, partial)
+        tables = _backup_sqlite(url, partial) if is_sqlite(url) else _backup_pg(url, partial)
+        expected = _store_tables(url)
+        if tables < expected:  # never keep (or report as done) a backup that misses part of the store
+            raise BackupError(
+                f"the backup holds {tables} tables but the store at {shown_url(url)} has {expected}; "
+                f"nothing was written to {path}"
+            )
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -88,7 +110,7 @@ def restore(url: str, path: Path, force: bool = False) -> BackupResult:
     rows = store_row_count(url)
     if rows and not force:
         raise BackupError(f"the store holds data ({rows} rows); restore over it only with --force")
-    tables = _restore_sqlite(url, path) if _is_sqlite(url) else _restore_pg(url, path)
+    tables = _restore_sqlite(url, path) if is_sqlite(url) else _restore_pg(url, path)
     return BackupResult(path, path.stat().st_size, tables)
 
 
@@ -111,7 +133,7 @@ def _backup_sqlite(url: str, out: Path) -> int:
     db = _sqlite_path(url)
     if not db.exists():
         raise BackupError(f"no SQLite store at {db}")
-    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    source = _read_only(db)
     target = sqlite3.connect(out)
     try:
         _copy(source, target)
@@ -123,7 +145,7 @@ def _backup_sqlite(url: str, out: Path) -> int:
 
 
 def _restore_sqlite(url: str, path: Path) -> int:
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    source = _read_only(path)
     try:
         try:
             check = source.execute("PRAGMA quick_check").fetchone()[0]
@@ -175,28 +197,27 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return bare.render_as_string(hide_password=False), env
 
 
-def _run(argv: list[str], env: dict[str, str], what: str) -> None:
+def _run(argv: list[str], env: dict[str, str], what: str) -> str:
+    """Run a PostgreSQL tool; its standard output."""
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
         raise BackupError(f"{what} did not finish within {TIMEOUT_S:.0f} s") from exc
     if done.returncode != 0:
         raise BackupError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout
 
 
-def _table_count(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return len(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
+# A table in `pg_restore --list`: "215; 1259 16390 TABLE public orders postgres" (not "TABLE DATA").
+_LISTED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )\S+ \S+", re.MULTILINE)
 
 
 def _backup_pg(url: str, out: Path) -> int:
+    """pg_dump into `out`; the tables the archive holds, as pg_restore lists them."""
     dsn, env = _libpq(url)
     _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "-f", str(out), dsn], env, "pg_dump")
-    return _table_count(url)
+    listing = _run([pg_tool("pg_restore"), "--list", str(out)], env, f"reading {out} back")
+    return len(_LISTED_TABLE.findall(listing))
 
 
 def _restore_pg(url: str, path: Path) -> int:
@@ -208,7 +229,7 @@ def _restore_pg(url: str, path: Path) -> int:
     # the backup loaded, or nothing changes.
     prelude = "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
     _pipe_restore(restore_tool, pg_tool("psql"), path, dsn, env, prelude)
-    return _table_count(url)
+    return _store_tables(url)
 
 
 def _pipe_restore(restore_tool: str, psql: str, path: Path, dsn: str, env: dict[str, str], prelude: str) -> None:

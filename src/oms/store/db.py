@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from oms.settings import settings
@@ -41,9 +41,19 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def is_sqlite(url: str) -> bool:
+    """Whether a database URL names a SQLite store (parsed by SQLAlchemy, never by string prefix)."""
+    return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a log line or a terminal: the password masked."""
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
 def make_engine(url: str | None = None, **kw: Any) -> Engine:
     url = normalize_url(url or database_url())
-    if url.startswith("sqlite"):
+    if is_sqlite(url):
         # A pool of connections (SQLAlchemy's default for a file): the PRAGMAs below and the
         # schema's parse happen once per connection, not once per transaction.
         engine = create_engine(url, **kw)

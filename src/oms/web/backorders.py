@@ -24,12 +24,26 @@ from oms.services import orders
 from oms.store.uow import UnitOfWork, utcnow
 
 from .auth import require_user
-from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, store_of, whole, write
+from .render import (
+    FormErrors,
+    as_list,
+    domain_errors,
+    flash,
+    form_fields,
+    read,
+    redirect,
+    render,
+    store_of,
+    whole,
+    whole_in,
+    write,
+)
 from .users import User
 
 router = APIRouter()
 TEXT_FILTERS = ("order_number", "sku", "customer_id", "channel")
 LIMITS = (25, 50, 100, 200)
+MAX_AGE_DAYS = 36500  # as GET /api/v1/backorders takes min_age_days
 CSV_PAGE = 500
 CSV_MAX_PAGES = 20_000  # 10 million lines: a bound, far above any real queue
 CSV_COLUMNS = [
@@ -70,14 +84,15 @@ def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, 
     echo["min_age_days"] = age
     kw["min_age_days"] = None
     if age:
-        if age.isdigit() and int(age) <= 36500:
-            kw["min_age_days"] = int(age)
-        else:
-            errors["min_age_days"] = "A whole number of days, 0 or more"
+        kw["min_age_days"] = whole_in(age, 0, MAX_AGE_DAYS)
+        if kw["min_age_days"] is None:
+            errors["min_age_days"] = f"A whole number of days, 0 to {MAX_AGE_DAYS}"
     sort = str(params.get("sort", "queue"))
     echo["sort"] = kw["sort"] = sort if sort in ("queue", "age") else "queue"
-    limit = str(params.get("limit", "50"))
-    kw["limit"] = int(limit) if limit.isdigit() and int(limit) in LIMITS else 50
+    limit = whole_in(params.get("limit") or "50", min(LIMITS), max(LIMITS))
+    kw["limit"] = limit if limit in LIMITS else 50
+    if limit not in LIMITS:
+        errors["limit"] = "Choose " + ", ".join(map(str, LIMITS)) + " lines a page"
     echo["limit"] = str(kw["limit"])
     kw["cursor"] = str(params.get("cursor", ""))[:2000] or None
     return echo, kw, errors
@@ -101,6 +116,8 @@ def _page(
 ) -> HTMLResponse:
     echo, kw, filter_errors = parse_filters(params)
     listing = {"items": [], "next_cursor": None} if filter_errors else _listing(request, kw)
+    if filter_errors and status < 400:
+        status = 422  # the page shows each complaint next to its filter
     all_errors = FormErrors({**filter_errors, **(errors or {})})
     all_errors.summary = (errors.summary if errors is not None else "") or (
         "Some filters need attention." if filter_errors else ""
@@ -165,15 +182,16 @@ def _selected(values: list[str]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = defaultdict(list)
     for v in values:
         order_number, _, line = v.rpartition("|")
-        if order_number and line.isdigit():
-            out[order_number].append(int(line))
+        line_no = whole_in(line, 1, s.MAX_LINES)
+        if order_number and line_no is not None:
+            out[order_number].append(line_no)
     return out
 
 
 @router.post("/backorders/action", response_class=HTMLResponse)
 def backorders_action(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
+    form: dict[str, Any] = Depends(form_fields("line")),
     user: User = Depends(require_user(Action.CHANGE_ORDER)),
 ) -> Response:
     back = str(form.get("back", ""))

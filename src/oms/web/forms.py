@@ -26,6 +26,10 @@ async def read_form(request: Request) -> FormData:
         return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
     except HTTPException as exc:  # Starlette's parsers refuse with a 400 carrying their reason
         reason = str(exc.detail)
+        if reason.startswith("Too many files"):
+            raise WebError(
+                422, "Invalid form", "Every field of this form must be text, not a file. Nothing was changed."
+            ) from exc
         if reason.startswith("Too many") or "exceeded maximum size" in reason:
             raise WebError(
                 413,

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from oms import views
 from oms.api import schemas as s
+from oms.domain import bounds
 from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.http import status_of
@@ -20,7 +21,7 @@ from oms.store.uow import UnitOfWork
 
 from .auth import require_user
 from .queries import SHIPMENT_COLUMNS
-from .render import FormErrors, as_list, domain_errors, flash, form_data, read, redirect, render, write
+from .render import FormErrors, as_list, domain_errors, flash, form_fields, read, redirect, render, whole_in, write
 from .users import User
 
 router = APIRouter()
@@ -75,12 +76,12 @@ def _advance_all(uow: UnitOfWork, ids: list[int], carrier: str | None, tracking:
 @router.post("/fulfillment/advance", response_class=HTMLResponse)
 def advance(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
+    form: dict[str, Any] = Depends(form_fields("id")),
     user: User = Depends(require_user(Action.FULFIL)),
 ) -> Response:
     one = str(form.get("one", ""))
     picked = [one] if one else as_list(form.get("id"))
-    ids = sorted({int(v) for v in picked if v.isdigit()})
+    ids = sorted({n for n in (whole_in(v, 1, bounds.MAX_INTEGER) for v in picked) if n is not None})
     column = str(form.get("column", ""))
     errors = FormErrors()
     status = 422

@@ -89,12 +89,13 @@ def cancel(
     lines = []
     errors = FormErrors()
     for key, value in form.items():
-        no = key.removeprefix("qty_")
-        if key.startswith("qty_") and no.isdigit() and str(value).strip():
-            if not str(value).strip().isdigit():
-                errors[f"line:{no}"] = "A whole number of units"
-            elif int(value) > 0:
-                lines.append({"line_no": int(no), "qty": int(value)})
+        line_no = whole(key.removeprefix("qty_")) if key.startswith("qty_") else None
+        if isinstance(line_no, int) and str(value).strip():
+            qty = whole(value)
+            if not isinstance(qty, int) or qty < 0:
+                errors[f"line:{line_no}"] = "A whole number of units"
+            elif qty > 0:
+                lines.append({"line_no": line_no, "qty": qty})  # CancelIn bounds both
     if not lines and not errors:
         errors["lines"] = "Enter the units to cancel on at least one line."
     try:

@@ -7,9 +7,10 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal_column, select
+from sqlalchemy import BigInteger, Connection, Numeric, case, cast, func, literal_column, select, type_coerce
 
 from oms.store.tables import order_lines, po_lines, products, purchase_orders, shipments
+from oms.store.types import Money
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # (label, youngest age in days, oldest age in days or None)
@@ -56,7 +57,10 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
     stock = conn.execute(
         select(
             func.coalesce(func.sum(products.c.backordered), 0),
-            func.coalesce(func.sum(products.c.backordered * products.c.unit_price), 0),
+            # in NUMERIC: units times cents can pass what a BIGINT holds (a dear SKU with a long queue)
+            type_coerce(
+                func.coalesce(func.sum(cast(products.c.backordered, Numeric) * _cents(products.c.unit_price)), 0), Money
+            ),
         ).where(products.c.backordered > 0)
     ).one()
     today = now.date()
@@ -82,6 +86,10 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
         "overdue_pos": int(open_pos.overdue or 0),
         "shipments": [{"status": s, "label": label, "count": int(states.get(s, 0))} for s, label in SHIPMENT_COLUMNS],
     }
+
+
+def _cents(col: Any) -> Any:
+    return type_coerce(col, BigInteger)
 
 
 def next_supply(conn: Connection, skus: list[str]) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from oms.domain import bounds
 from oms.domain.access import Action
 from oms.domain.errors import DomainError, NotFound
 from oms.store.db import Store
@@ -130,16 +131,37 @@ def validation_errors(exc: ValidationError, rows: dict[int, str] | None = None) 
     return out
 
 
-async def form_data(request: Request) -> dict[str, Any]:
-    """The posted form as {name: value} with repeated names as lists (a dependency for sync handlers)."""
-    form = await read_form(request)
-    out: dict[str, Any] = {}
-    for key in form:
-        values = [v for v in form.getlist(key) if isinstance(v, str)]
-        if "\x00" in key or any("\x00" in v for v in values):  # PostgreSQL refuses NUL in text
-            raise WebError(422, "Invalid form", "A form field contains a NUL character; nothing was changed.")
-        out[key] = values if len(values) > 1 or key.endswith("[]") else (values[0] if values else "")
-    return out
+def form_fields(*lists: str) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """A dependency for sync handlers: the posted form as {name: text}, each field read once as text.
+
+    Names ending in '[]' and those in `lists` (a group of checkboxes) are lists of text; any other
+    name sent twice, or a file where text is expected, is refused (422) before the handler runs.
+    """
+    listed = frozenset(lists)
+
+    async def form_data(request: Request) -> dict[str, Any]:
+        form = await read_form(request)
+        out: dict[str, Any] = {}
+        problems: list[str] = []
+        for key in form.keys():  # noqa: SIM118 - a multi-dict: each name once, its values by getlist
+            values = form.getlist(key)
+            texts = [v for v in values if isinstance(v, str)]
+            if "\x00" in key or any("\x00" in v for v in texts):  # PostgreSQL refuses NUL in text
+                raise WebError(422, "Invalid form", "A form field contains a NUL character; nothing was changed.")
+            many = key in listed or key.endswith("[]")
+            if len(texts) < len(values):
+                problems.append(f"'{key}' must be text, not a file")
+            elif len(values) > 1 and not many:
+                problems.append(f"'{key}' was sent {len(values)} times; send it once")
+            out[key] = texts if many else (texts[0] if texts else "")
+        if problems:
+            raise WebError(422, "Invalid form", "Nothing was changed: " + "; ".join(problems) + ".")
+        return out
+
+    return form_data
+
+
+form_data = form_fields()  # a form whose every field is sent once
 
 
 def as_list(value: Any) -> list[str]:
@@ -149,11 +171,17 @@ def as_list(value: Any) -> list[str]:
 
 
 def whole(value: Any) -> Any:
-    """A typed whole number as an int (the API's schemas take integers strictly); anything else as typed."""
+    """A typed whole number as an int, for the API's schemas to bound (they take integers strictly);
+    anything else as typed, for them to refuse."""
     text = str(value).strip() if value is not None else ""
-    if text.lstrip("-").isdigit() and len(text) <= 12:
-        return int(text)
-    return text or None
+    number = bounds.parse_whole(text)
+    return number if number is not None else (text or None)
+
+
+def whole_in(value: Any, lo: int, hi: int) -> int | None:
+    """A whole number in [lo, hi] typed into a query string or a form that no schema reads, or None."""
+    number = bounds.parse_whole(str(value)) if value is not None else None
+    return number if number is not None and lo <= number <= hi else None
 
 
 def _field_name(key: str) -> str:
