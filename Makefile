@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2  # pytest-xdist processes for make test (each gets its own PostgreSQL database)
 
 .PHONY: help
 help: ## Show this help
@@ -52,7 +53,7 @@ browser: ## Install Debian's Chromium for the dashboard's browser tests (Playwri
 .PHONY: test
 test: install lint browser ## Lint, start PostgreSQL, run the whole suite on SQLite and PostgreSQL (`stress` tests left to make stress)
 	@set -e; url=$$(scripts/pg.sh start); trap 'scripts/pg.sh stop' EXIT; \
-	  OMS_TEST_PG_URL=$$url $(BIN)/pytest $(PYTEST_ARGS)
+	  OMS_TEST_PG_URL=$$url $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 .PHONY: fuzz
 fuzz: install ## Long Schemathesis run: all phases and checks, SQLite and PostgreSQL (OMS_FUZZ_MAX_EXAMPLES, default 100)

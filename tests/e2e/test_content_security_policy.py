@@ -45,7 +45,7 @@ def test_every_page_and_the_api_docs_run_under_the_policy_with_nothing_refused(p
         expect(page.locator(f"#{canvas}")).to_have_attribute("data-drawn", "true")
     page.goto("/")
     expect(page.locator(".bar-cell svg rect").first).to_be_visible()  # the overview's bars, without inline styles
-    token = links.make_token(links.store_secret(server.store), "SO-B1")
+    token = links.make_token(links.store_secret(server.store), "SO-T3")  # waits whatever other tests did
     page.goto(f"/c/{token}")
     expect(page.get_by_role("button", name="Keep waiting")).to_be_visible()
     assert page.evaluate("getComputedStyle(document.querySelector('form.inline')).display") == "inline"
