@@ -15,13 +15,13 @@ from oms.bench.floor import allocations_of, order_sql, receive_floor
 from oms.bench.generate import ETA_SKU
 from oms.domain.allocation import sort_fields
 from oms.domain.eta import Supply, walk_etas
-from oms.services.common import allocation_rule
-from oms.services.engine import recompute_etas
-from oms.services.replenishment import ReceiptLine, receive_goods
+from oms.engine import recompute_etas
+from oms.orders.views import list_backorders
+from oms.replenishment.use_cases import ReceiptLine, receive_goods
 from oms.store.db import Store
+from oms.store.reads import allocation_rule
 from oms.store.tables import po_lines, products
 from oms.store.uow import UnitOfWork
-from oms.views import list_backorders
 
 from .common import PROFILES, Result, console, env_int, pct, quick, timed, vacuum
 
@@ -397,7 +397,7 @@ REPORT_CASES: tuple[tuple[str, str | None], ...] = (
 
 def reports_bench(store: Store, kind: str, lines: int, runs: int) -> list[Result]:
     """Every report over all time, and the /metrics figures (target < 500 ms on PostgreSQL)."""
-    from oms import reports
+    from oms.reports import queries as reports
 
     out = []
     for name, group in REPORT_CASES:

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from oms.access.keys import create_key
 from oms.bench.generate import ETA_SKU
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.store.db import Store
 
 from .common import Result, console, pct, timed
@@ -61,7 +61,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}/api/v1"
         env = os.environ | {"OMS_DATABASE_URL": url, "OMS_RATE_LIMIT_PER_MINUTE": "0"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "oms.api.app:create_app", "--factory", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "oms.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
             env=env,
             cwd=ROOT,

@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.fulfillment import CancelReason, ShipPolicy
 from oms.domain.policy import BackorderPolicy
-from oms.services import catalog, fulfillment, orders, replenishment
-from oms.services.engine import Order
+from oms.engine import Order
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork
 

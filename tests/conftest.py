@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 
-from oms.api.app import create_app
+from oms.access.keys import create_key
+from oms.app import create_app
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.settings import forget
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade

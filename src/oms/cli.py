@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from oms.access.cli import users_app
 from oms.bench.cli import bench_app
 from oms.domain.access import Role
-from oms.reports_cli import report_command
-from oms.web.cli import users_app
+from oms.reports.cli import report_command
 from oms.worker_cli import worker_command
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def serve(
     if is_sqlite(database_url()) and settings().inprocess_worker:
         console.print("in-process worker: notifications built and delivered by this process")
     uvicorn.run(
-        "oms.api.app:serve_app",
+        "oms.app:serve_app",
         factory=True,
         host=host,
         port=port,
@@ -135,8 +135,8 @@ def keys_create(
     ] = None,
 ) -> None:
     """Make an API key and print it once (only its hash is stored)."""
+    from oms.access.keys import create_key
     from oms.domain.errors import DomainError
-    from oms.services.keys import create_key
 
     try:
         token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
@@ -152,7 +152,7 @@ def keys_list() -> None:
     """List keys (never the keys themselves)."""
     from rich.table import Table
 
-    from oms.services.keys import list_keys
+    from oms.access.keys import list_keys
 
     table = Table("id", "name", "role", "channel", "prefix", "created", "last used", "revoked")
     for k in _store().read(list_keys):
@@ -172,7 +172,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id."""
-    from oms.services.keys import revoke_key
+    from oms.access.keys import revoke_key
 
     _store().write(lambda uow: revoke_key(uow.conn, key_id))
     console.print(f"key {key_id} revoked")
@@ -200,7 +200,7 @@ def demo(
 @app.command("release-due")
 def release_due() -> None:
     """Release units held for a pre-order release date that has come."""
-    from oms.services.fulfillment import release_due as run
+    from oms.fulfillment.use_cases import release_due as run
 
     n = _store().write(run, actor="cli")
     console.print(f"{n} orders settled")

@@ -15,11 +15,15 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import Connection, func, select
 
+from oms import engine
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
 from oms.domain.fulfillment import ShipPolicy
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog, engine, fulfillment, orders, replenishment
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
 from oms.store.db import Store
 from oms.store.tables import orders as orders_table
 from oms.store.tables import products, shipments

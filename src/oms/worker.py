@@ -1,7 +1,7 @@
 """The worker: turns committed events into notifications, delivers them, and runs the scheduled jobs.
 
 Each round first builds the outbox from the event batches committed since the last round
-(oms.services.notifications: in event order, each batch exactly once), then delivers.
+(oms.notifications.builder: in event order, each batch exactly once), then delivers.
 
 Delivery is at least once. A worker claims a batch of due messages by leasing them (on PostgreSQL
 with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint batches; on SQLite the
@@ -12,7 +12,7 @@ base x 2^(attempts-1) seconds (capped); after `max_attempts` the message is dead
 
 A batch is delivered in lanes, one per receiver (a webhook subscription, an email address), a few
 lanes at a time: each receiver gets its messages in order, and a slow one holds up only its own
-lane. A webhook delivery has one total deadline (oms.notify.webhooks); a receiver that does not
+lane. A webhook delivery has one total deadline (oms.notifications.webhooks); a receiver that does not
 answer ends its lane for the round, its other messages deferred, so it costs a round one deadline.
 """
 
@@ -33,8 +33,10 @@ from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 
-from oms.notify import email, links, targets, webhooks
-from oms.services import jobs, notifications, rollups
+from oms.notifications import builder as notifications
+from oms.notifications import email, links, targets, webhooks
+from oms.orders import jobs
+from oms.reports import rollups
 from oms.settings import settings
 from oms.store.db import Store
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions

@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from oms.access.keys import list_keys, revoke_key
 from oms.domain.access import Role
-from oms.services.keys import list_keys, revoke_key
 
 PROBLEM = "application/problem+json"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from oms.api.app import create_app
+from oms.access.keys import UsageClock, create_key, list_keys
 from oms.api.logs import ACCESS, JsonFormatter, logging_config
+from oms.app import create_app
 from oms.domain.access import Role
-from oms.services.keys import UsageClock, create_key, list_keys
 
 PROBLEM = "application/problem+json"
 

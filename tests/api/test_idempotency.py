@@ -10,10 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from oms.access.keys import list_keys
 from oms.api import idempotency as idem
 from oms.domain.access import Role
-from oms.services.common import utcnow
-from oms.services.keys import list_keys
+from oms.store.reads import utcnow
 from oms.store.tables import idempotency_keys, orders, receipts
 
 PROBLEM = "application/problem+json"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from oms.api.app import create_app
+from oms.access.keys import create_key
 from oms.api.ratelimit import RateLimiter
+from oms.app import create_app
 from oms.domain.access import Role
-from oms.services.keys import create_key
 
 PROBLEM = "application/problem+json"
 

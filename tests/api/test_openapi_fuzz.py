@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
-from oms.api.app import create_app
+from oms.access.keys import create_key
+from oms.app import create_app
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 
 from ..conftest import PG_URL, _truncate_pg

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from oms import reports
 from oms.domain.access import Role
 from oms.domain.fulfillment import CancelReason, reason_code_of
-from oms.services import jobs
+from oms.orders import jobs
+from oms.reports import queries as reports
 from tests.integration.test_reports_figures import build_history
 
 MARCH_WEB = {"from": "2026-03-01", "to": "2026-03-31", "channel": "web"}

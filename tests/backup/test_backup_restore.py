@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, make_url, select, text
 from typer.testing import CliRunner
 
-from oms.api.app import create_app
+from oms.access.keys import create_key
+from oms.app import create_app
 from oms.cli import app as cli
 from oms.domain.access import Role
-from oms.services.keys import create_key
-from oms.services.notifications import build_notifications
+from oms.notifications.builder import build_notifications
 from oms.store import backup as backup_module
 from oms.store.backup import BackupError, backup, restore, store_row_count
 from oms.store.db import Store, make_engine

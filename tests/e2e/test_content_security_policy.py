@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from oms.notify import links
+from oms.notifications import links
 
 from .conftest import Server, shot, sign_in
 

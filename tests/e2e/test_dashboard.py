@@ -8,8 +8,9 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from oms import views
-from oms.services import catalog
+from oms.catalog import use_cases as catalog
+from oms.fulfillment import views as shipment_views
+from oms.orders import views as order_views
 
 from .conftest import Server, shot, sign_in
 
@@ -29,7 +30,7 @@ def pending(server: Server, sku: str | None) -> list[str]:
 
 def _pending(server: Server, sku: str | None) -> list[dict[str, Any]]:
     listing = server.store.read(
-        lambda c: views.list_backorders(
+        lambda c: order_views.list_backorders(
             c,
             sku=sku,
             customer_id=None,
@@ -62,7 +63,9 @@ def test_signing_in_leads_from_the_login_page_to_the_overview(page: Page, server
     expect(page.locator("#kpi-lines")).to_have_text(str(len(waiting)))
     expect(page.locator("#kpi-units")).to_have_text(str(sum(i["backordered_qty"] for i in waiting)))
     picking = server.store.read(
-        lambda c: views.list_shipments(c, status="pick", channel=None, order_number=None, limit=100, cursor=None)
+        lambda c: shipment_views.list_shipments(
+            c, status="pick", channel=None, order_number=None, limit=100, cursor=None
+        )
     )
     expect(page.locator("#ship-pick")).to_have_text(str(len(picking["items"])))
     shot(page, "overview")

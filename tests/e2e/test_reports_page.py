@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from oms import reports
+from oms.reports import queries as reports
 
 from .conftest import Server, shot, sign_in
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from sqlalchemy import update
 
-from oms.notify import links
+from oms.notifications import links
 from oms.store.tables import products
 
 from .common import PROBLEM, snapshot

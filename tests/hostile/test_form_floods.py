@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from oms.notify import links
+from oms.notifications import links
 
 from ..web.conftest import Browser
 from .common import snapshot

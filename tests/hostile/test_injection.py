@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
+from oms.access.users import create_user
 from oms.domain.access import Role
 from oms.store.tables import stock_movements
-from oms.web.users import create_user
 
 from ..web.conftest import Browser
 from .common import HOSTILE, PROBLEM, SCRIPT, snapshot

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from oms.access.keys import authenticate, list_keys
 from oms.cli import app as cli
 from oms.domain.access import Role
-from oms.services.keys import authenticate, list_keys
 
 from ..backup.test_backup_restore import url_of
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from oms.access.users import create_user
 from oms.domain.access import Role
-from oms.web.users import create_user
 
 from ..web.conftest import Browser
 from .common import PROBLEM, snapshot

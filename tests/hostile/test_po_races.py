@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from oms.catalog import use_cases as catalog
 from oms.domain.errors import DomainError
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog, replenishment
+from oms.replenishment import use_cases as replenishment
 from oms.store.db import Store
 from oms.store.tables import po_lines, purchase_orders, receipts
 from oms.store.uow import UnitOfWork

@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from oms.access.users import disable_user
 from oms.cli import app as cli
-from oms.web.users import disable_user
 
 from ..web.conftest import Browser, seeded, web  # noqa: F401 (fixtures)
 from ..web.seed import PASSWORD

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection
 
-from oms.api.app import create_app
+from oms.app import create_app
 from oms.store.db import Store
 from oms.web import session as sign_in_module
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from oms.access.keys import create_key
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.processes import stop_process

@@ -13,8 +13,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from oms.api.app import create_app
-from oms.notify import links
+from oms.app import create_app
+from oms.notifications import links
 from oms.store.db import Store
 
 from ..web.conftest import Browser, admin, seeded, web  # noqa: F401 (fixtures)

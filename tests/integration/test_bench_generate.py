@@ -10,8 +10,8 @@ from sqlalchemy import text
 from oms.bench.floor import allocations_of, receive_floor
 from oms.bench.generate import ETA_SKU, Spec, generate
 from oms.domain.allocation import DEFAULT_RULE, sort_fields
-from oms.services.engine import recompute_etas
-from oms.services.replenishment import ReceiptLine, receive_goods
+from oms.engine import recompute_etas
+from oms.replenishment.use_cases import ReceiptLine, receive_goods
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork
 

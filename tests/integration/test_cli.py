@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from oms.access.keys import authenticate
 from oms.cli import app
 from oms.domain.access import Role
-from oms.services.keys import authenticate
 from oms.store.db import Store, make_engine
 
 runner = CliRunner()

@@ -26,9 +26,10 @@ NOT_AT_START = (
     "oms.api",
     "oms.web.render",
     "oms.worker",
-    "oms.reports",
+    "oms.reports.queries",
     "oms.store",
-    "oms.services",
+    "oms.engine",
+    "oms.app",
 )
 
 GROUPS = ("db", "keys", "users", "bench")

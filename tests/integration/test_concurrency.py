@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import Tier
 from oms.domain.errors import InsufficientStock
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog, orders, replenishment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
 from oms.store.uow import UnitOfWork
 
 WRITERS = 12

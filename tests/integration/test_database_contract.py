@@ -17,10 +17,15 @@ from typing import Any
 
 from sqlalchemy import event, select
 
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import Tier
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog, fulfillment, jobs, orders, replenishment, rollups
-from oms.services.engine import MUTABLE
+from oms.engine import MUTABLE
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import jobs
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
+from oms.reports import rollups
 from oms.store.db import Store
 from oms.store.tables import ORDER_LINE_FACTS, shipments
 

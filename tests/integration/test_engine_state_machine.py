@@ -37,20 +37,21 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Connection, Date, text
 
+from oms.catalog.use_cases import CustomerSpec, ProductSpec, adjust_stock, put_customer, put_product
+from oms.catalog.use_cases import set_allocation_rule as set_rule
 from oms.domain.allocation import DEFAULT_RULE, QueueLine, RuleKey, Tier, order_queue
 from oms.domain.errors import Conflict, DomainError, IllegalTransition, InsufficientStock, Invalid
 from oms.domain.fulfillment import ShipPolicy
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services.catalog import CustomerSpec, ProductSpec, adjust_stock, put_customer, put_product
-from oms.services.catalog import set_allocation_rule as set_rule
-from oms.services.fulfillment import advance_shipment
-from oms.services.orders import NewLine, PlaceOrder, cancel_order, place_order, set_priority
-from oms.services.replenishment import PoLine, ReceiptLine, create_po, receive_goods
+from oms.fulfillment.use_cases import advance_shipment
+from oms.fulfillment.views import shipment_json
+from oms.orders.use_cases import NewLine, PlaceOrder, cancel_order, place_order, set_priority
+from oms.orders.views import order_json
+from oms.replenishment.use_cases import PoLine, ReceiptLine, create_po, receive_goods
 from oms.store.db import Store
 from oms.store.tables import metadata
 from oms.store.types import Money, UTCDateTime
 from oms.store.uow import UnitOfWork as Ctx
-from oms.views import order_json, shipment_json
 
 EXAMPLES = int(os.environ.get("OMS_STATEFUL_EXAMPLES", "25"))
 STEPS = int(os.environ.get("OMS_STATEFUL_STEPS", "30"))

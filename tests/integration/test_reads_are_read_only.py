@@ -23,22 +23,32 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, insert, make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
-from oms import reports, views
-from oms.api.app import create_app
+from oms.access import keys
+from oms.access.users import authenticate, create_user, list_users, session_user, start_session
+from oms.app import create_app
+from oms.catalog import use_cases as catalog
+from oms.catalog import views as catalog_views
 from oms.domain.access import Role
 from oms.domain.allocation import Tier
-from oms.notify import links
-from oms.services import catalog, customer_link, fulfillment, keys, orders, outbox, replenishment, rollups
-from oms.services.explain import explain
+from oms.fulfillment import use_cases as fulfillment
+from oms.fulfillment import views as shipment_views
+from oms.notifications import links, outbox
+from oms.orders import customer_link
+from oms.orders import use_cases as orders
+from oms.orders import views as order_views
+from oms.orders.explain import explain
+from oms.orders.pages import order_detail
+from oms.replenishment import use_cases as replenishment
+from oms.replenishment import views as po_views
+from oms.reports import pages as web_reports
+from oms.reports import queries as reports
+from oms.reports import rollups
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, settings, shipments
 from oms.store.uow import UnitOfWork as Ctx
 from oms.store.uow import read_config, read_version
 from oms.web import queries
-from oms.web import reports as web_reports
 from oms.web.auth import session_secret
-from oms.web.orders import order_detail
-from oms.web.users import authenticate, create_user, list_users, session_user, start_session
 from tests.integration.test_reports_figures import NOW, T0, TODAY, build_history
 
 READER = "oms_reader"
@@ -218,14 +228,18 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
                 store,
                 reader,
                 lambda cur, s=status, ch=channel, cu=customer, k=sku: (
-                    lambda c: views.list_orders(c, status=s, channel=ch, customer_id=cu, sku=k, limit=2, cursor=cur)
+                    lambda c: order_views.list_orders(
+                        c, status=s, channel=ch, customer_id=cu, sku=k, limit=2, cursor=cur
+                    )
                 ),
                 f"orders {status} {channel} {customer} {sku}",
             )
     for number in numbers:
-        channel = same(store, reader, lambda c, n=number: views.order_view(c, n), f"order {number}")["channel"]
-        same(store, reader, lambda c, n=number, ch=channel: views.order_view(c, n, ch), f"order {number} {channel}")
-        same(store, reader, lambda c, n=number: views.order_events(c, n), f"events {number}")
+        channel = same(store, reader, lambda c, n=number: order_views.order_view(c, n), f"order {number}")["channel"]
+        same(
+            store, reader, lambda c, n=number, ch=channel: order_views.order_view(c, n, ch), f"order {number} {channel}"
+        )
+        same(store, reader, lambda c, n=number: order_views.order_events(c, n), f"events {number}")
         same(store, reader, lambda c, n=number: customer_link.customer_view(c, n), f"customer page {number}")
         same(store, reader, lambda c, n=number: order_detail(c, n), f"order page {number}")
     filters: list[dict[str, Any]] = [
@@ -246,7 +260,7 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
                 store,
                 reader,
                 lambda cur, a=args, s=sort: (
-                    lambda c: views.list_backorders(c, **a, sort=s, limit=2, cursor=cur, now=NOW)
+                    lambda c: order_views.list_backorders(c, **a, sort=s, limit=2, cursor=cur, now=NOW)
                 ),
                 f"back orders {sort} {kw}",
             )
@@ -261,14 +275,14 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
                 lambda c, n=line["order_number"], i=line["line_no"], t=today: explain(c, n, i, t),
                 f"explain {line['order_number']}/{line['line_no']}",
             )
-    products = every_page(store, reader, lambda cur: lambda c: views.list_products(c, 2, cur), "products")
+    products = every_page(store, reader, lambda cur: lambda c: catalog_views.list_products(c, 2, cur), "products")
     skus = [p["sku"] for p in products]
     assert skus == ["A", "B", "C", "D"]
     for sku in skus:
-        same(store, reader, lambda c, k=sku: views.product_view(c, k), f"product {sku}")
+        same(store, reader, lambda c, k=sku: catalog_views.product_view(c, k), f"product {sku}")
     same(store, reader, lambda c: queries.next_supply(c, skus), "next supply")
     for customer in ("C1", "C2"):
-        same(store, reader, lambda c, k=customer: views.customer_view(c, k), f"customer {customer}")
+        same(store, reader, lambda c, k=customer: catalog_views.customer_view(c, k), f"customer {customer}")
     promise = [replenishment.PromiseLine("A", 4), replenishment.PromiseLine("B", 2)]
     same(
         store,
@@ -284,16 +298,16 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
                     store,
                     reader,
                     lambda cur, s=status, k=sku, o=overdue: (
-                        lambda c: views.list_pos(c, status=s, sku=k, overdue=o, today=TODAY, limit=1, cursor=cur)
+                        lambda c: po_views.list_pos(c, status=s, sku=k, overdue=o, today=TODAY, limit=1, cursor=cur)
                     ),
                     f"purchase orders {status} {sku} {overdue}",
                 )
                 pos = found if (status, sku, overdue) == (None, None, None) else pos
     assert [p["po_number"] for p in pos] == ["PO-1", "PO-2", "PO-3"]
     for po in pos:
-        same(store, reader, lambda c, n=po["po_number"]: views.po_view(c, n, TODAY), f"PO {po['po_number']}")
+        same(store, reader, lambda c, n=po["po_number"]: po_views.po_view(c, n, TODAY), f"PO {po['po_number']}")
     for today in (TODAY, None):
-        same(store, reader, lambda c, t=today: views.shortfall(c, t), "shortfall")
+        same(store, reader, lambda c, t=today: po_views.shortfall(c, t), "shortfall")
     ids: list[int] = []
     for status in (None, "pick", "pack", "awaiting_shipment", "dispatched", "cancelled"):
         for channel, number in ((None, None), ("pos", None), (None, "O3")):
@@ -301,14 +315,16 @@ def test_every_listing_and_view_reads_the_same_through_the_read_only_role(
                 store,
                 reader,
                 lambda cur, s=status, ch=channel, n=number: (
-                    lambda c: views.list_shipments(c, status=s, channel=ch, order_number=n, limit=2, cursor=cur)
+                    lambda c: shipment_views.list_shipments(
+                        c, status=s, channel=ch, order_number=n, limit=2, cursor=cur
+                    )
                 ),
                 f"shipments {status} {channel} {number}",
             )
             ids = [s["id"] for s in found] if (status, channel, number) == (None, None, None) else ids
     assert len(ids) >= 6
     for sid in ids:
-        same(store, reader, lambda c, i=sid: views.shipment_view(c, i), f"shipment {sid}")
+        same(store, reader, lambda c, i=sid: shipment_views.shipment_view(c, i), f"shipment {sid}")
     for channel, number, status, kind in (
         (None, None, None, None),
         ("web", None, None, None),

@@ -21,10 +21,14 @@ from typing import Any
 import pytest
 from sqlalchemy import BigInteger, Connection, event, func, select, text, type_coerce
 
-from oms import reports
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
-from oms.services import catalog, fulfillment, orders, replenishment, rollups
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
+from oms.reports import queries as reports
+from oms.reports import rollups
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
 from oms.store.uow import UnitOfWork as Ctx

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from oms import reports
 from oms.cli import app
+from oms.reports import queries as reports
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.integration.test_reports_figures import build_history

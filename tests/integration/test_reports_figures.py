@@ -34,10 +34,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from oms import reports
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import Tier
 from oms.domain.fulfillment import reason_code_of
-from oms.services import catalog, fulfillment, orders, replenishment
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
+from oms.reports import queries as reports
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
 from oms.store.uow import UnitOfWork as Ctx

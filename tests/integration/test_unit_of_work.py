@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.errors import Invalid
-from oms.services import catalog, orders
-from oms.services.notifications import build_notifications
+from oms.notifications.builder import build_notifications
+from oms.orders import use_cases as orders
 from oms.store.db import Store, make_engine
 from oms.store.tables import event_batches, events, outbox
 from oms.store.uow import UnitOfWork

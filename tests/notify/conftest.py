@@ -198,7 +198,7 @@ def po(api: Any, number: str, lines: list[tuple[str, int, str]]) -> None:
 
 def built(store: Store) -> int:
     """Let the worker turn every committed event into its messages (its first step each round)."""
-    from oms.services.notifications import build_notifications
+    from oms.notifications.builder import build_notifications
 
     return build_notifications(store)
 

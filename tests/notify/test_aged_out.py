@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from oms.services import jobs
+from oms.orders import jobs
 from oms.store.tables import events
 
 from .conftest import customer, make_worker, outbox_rows, place, product, stock, text_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from oms.notify import links
+from oms.notifications import links
 
 from .conftest import customer, make_worker, place, product, stock
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from oms.domain.eta import late_supply_date
-from oms.services import jobs
+from oms.orders import jobs
 
 from .conftest import customer, make_worker, outbox_rows, place, po, product
 
@@ -180,7 +180,7 @@ def test_the_daily_job_redates_lines_whose_po_became_late_once(api, monkeypatch)
 
 
 def test_the_grace_can_be_a_setting(api):
-    from oms.services.common import put_setting
+    from oms.store.reads import put_setting
 
     api.store.write(lambda uow: put_setting(uow, "late_po_grace_days", {"days": 3}))
     product(api, "A", lead=30)

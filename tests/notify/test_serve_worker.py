@@ -10,8 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from oms.access.keys import create_key
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.processes import stop_process

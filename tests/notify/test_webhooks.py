@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from oms.domain.access import Role
-from oms.services.common import utcnow
+from oms.store.reads import utcnow
 from oms.worker import Worker, WorkerConfig
 
 from .conftest import Receiver, customer, make_worker, outbox_rows, place, product

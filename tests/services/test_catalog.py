@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from oms.catalog import use_cases as catalog
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.errors import Conflict
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog
 
 from ..builders import Shop
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import fulfillment, jobs
+from oms.fulfillment import use_cases as fulfillment
+from oms.orders import jobs
 from oms.store.tables import events
 
 from ..builders import Shop

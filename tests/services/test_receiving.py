@@ -8,7 +8,7 @@ import pytest
 
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.errors import Conflict
-from oms.services import replenishment
+from oms.replenishment import use_cases as replenishment
 
 from ..builders import Shop
 

@@ -44,9 +44,9 @@ import httpx
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from oms.access.keys import create_key
 from oms.domain.access import Role
 from oms.domain.allocation import DEFAULT_RULE, QueueLine, RuleKey, order_queue
-from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.processes import stop_process

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, text
 
-from oms.api.app import create_app
+from oms.app import create_app
 from oms.store.db import Store, make_engine
 from oms.worker import Worker, WorkerConfig
 

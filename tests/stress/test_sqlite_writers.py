@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
+from oms.access.keys import create_key
 from oms.domain.access import Role
-from oms.services.keys import create_key
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.processes import stop_process
@@ -49,7 +49,7 @@ def set_up(url: str) -> str:
     token = store.write(lambda uow: create_key(uow.conn, Role.ADMIN, "writers"))
     from fastapi.testclient import TestClient
 
-    from oms.api.app import create_app
+    from oms.app import create_app
 
     with TestClient(create_app(store, rate_limit_per_minute=0)) as client:
         h = {"Authorization": f"Bearer {token}"}
@@ -96,7 +96,7 @@ def process_writer(url: str, token: str, writer: int, n: int, queue: Any) -> Non
     """One OS process: its own engine on the file, the real app in process, n operations."""
     from fastapi.testclient import TestClient
 
-    from oms.api.app import create_app
+    from oms.app import create_app
 
     out: Counter[str] = Counter()
     store = Store(make_engine(url))

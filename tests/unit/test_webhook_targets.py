@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from oms.notify import targets
-from oms.notify.targets import TargetRefused, category, check_url, literal_address, resolve_checked
+from oms.notifications import targets
+from oms.notifications.targets import TargetRefused, category, check_url, literal_address, resolve_checked
 
 
 @pytest.mark.parametrize(

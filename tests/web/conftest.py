@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from oms.api.app import create_app
+from oms.app import create_app
 from oms.store.db import Store
 
 from .seed import PASSWORD, seed

@@ -14,13 +14,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from oms.access.users import create_user
+from oms.catalog import use_cases as catalog
 from oms.domain.access import Role
 from oms.domain.allocation import Tier
 from oms.domain.policy import BackorderMode, BackorderPolicy
-from oms.services import catalog, orders, replenishment
+from oms.orders import use_cases as orders
+from oms.replenishment import use_cases as replenishment
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork as Ctx
-from oms.web.users import create_user
 
 PASSWORD = "correct-horse-1"
 USERS = {"ada": Role.ADMIN, "otto": Role.OPS, "pat": Role.PURCHASING}

@@ -7,14 +7,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from oms.api.app import create_app
+from oms.access.throttle import SignInThrottle, Wait, forget_attempts
+from oms.access.users import create_user, disable_user
+from oms.app import create_app
 from oms.cli import app as cli
 from oms.domain.access import Role
 from oms.domain.errors import Invalid
 from oms.store.db import Store
 from oms.store.tables import settings, users
-from oms.web.throttle import SignInThrottle, Wait, forget_attempts
-from oms.web.users import create_user, disable_user
 
 from .conftest import Browser
 from .seed import PASSWORD

@@ -9,11 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from oms import views
-from oms.services import orders
+from oms.catalog import views as catalog_views
+from oms.fulfillment import views as shipment_views
+from oms.orders import backorder_pages as backorders
+from oms.orders import use_cases as orders
+from oms.orders import views as order_views
+from oms.replenishment import views as po_views
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork as Ctx
-from oms.web import backorders
 
 from .conftest import Browser
 from .seed import PO_DATE
@@ -28,7 +31,7 @@ def queue(html: str) -> list[tuple[str, int]]:
 
 def pending(store: Store, sku: str) -> list[str]:
     listing = store.read(
-        lambda c: views.list_backorders(
+        lambda c: order_views.list_backorders(
             c,
             sku=sku,
             customer_id=None,
@@ -127,7 +130,7 @@ def test_cancelling_selected_lines_needs_a_reason_and_keeps_the_selection_when_r
     assert r.status_code == 200
     assert "Cancelled 2 waiting units on 1 lines." in r.text
     assert queue(r.text) == [("SO-B2", 1)]
-    order = seeded.read(lambda c: views.order_view(c, "SO-B1"))
+    order = seeded.read(lambda c: order_views.order_view(c, "SO-B1"))
     assert order["status"] == "cancelled"
     assert order["lines"][0]["cancelled_qty"] == 2
 
@@ -165,7 +168,7 @@ def test_cancelling_units_on_the_order_page_and_a_refusal_next_to_the_line(admin
     assert r.status_code == 200
     assert "Cancelled 1 units of SO-T2." in r.text
     assert "customer request" in r.text  # in the timeline
-    line = seeded.read(lambda c: views.order_view(c, "SO-T2"))["lines"][0]
+    line = seeded.read(lambda c: order_views.order_view(c, "SO-T2"))["lines"][0]
     assert (line["backordered_qty"], line["cancelled_qty"]) == (2, 1)
 
 
@@ -174,7 +177,9 @@ def test_cancelling_units_on_the_order_page_and_a_refusal_next_to_the_line(admin
 
 def _mug_shipment(store: Store) -> int:
     found = store.read(
-        lambda c: views.list_shipments(c, status=None, channel=None, order_number="SO-M1", limit=5, cursor=None)
+        lambda c: shipment_views.list_shipments(
+            c, status=None, channel=None, order_number="SO-M1", limit=5, cursor=None
+        )
     )
     return int(found["items"][0]["id"])
 
@@ -186,7 +191,7 @@ def test_a_shipment_advances_step_by_step_and_dispatch_asks_for_carrier_and_trac
     for column in ("pick", "pack"):
         r = admin.post("/fulfillment/advance", {"column": column, "one": sid})
         assert r.status_code == 200
-    assert seeded.read(lambda c: views.shipment_view(c, sid))["status"] == "awaiting_shipment"
+    assert seeded.read(lambda c: shipment_views.shipment_view(c, sid))["status"] == "awaiting_shipment"
     r = admin.post("/fulfillment/advance", {"column": "awaiting_shipment", "id": [sid], "carrier": "DHL"})
     assert r.status_code == 422
     assert 'id="err-tracking_number"' in r.text
@@ -196,7 +201,7 @@ def test_a_shipment_advances_step_by_step_and_dispatch_asks_for_carrier_and_trac
         {"column": "awaiting_shipment", "id": [sid], "carrier": "DHL", "tracking_number": "TRK-1"},
     )
     assert "1 shipment(s) moved to dispatched" in r.text
-    shipped = seeded.read(lambda c: views.shipment_view(c, sid))
+    shipped = seeded.read(lambda c: shipment_views.shipment_view(c, sid))
     assert (shipped["status"], shipped["carrier"], shipped["tracking_number"]) == ("dispatched", "DHL", "TRK-1")
 
 
@@ -221,7 +226,7 @@ def test_a_refused_purchase_order_keeps_what_was_typed_and_names_the_row(admin: 
     )
     assert r.status_code == 200
     assert "Purchase order PO-9 created" in r.text
-    po = seeded.read(lambda c: views.po_view(c, "PO-9", date.today()))
+    po = seeded.read(lambda c: po_views.po_view(c, "PO-9", date.today()))
     assert [(line["sku"], line["qty"], line["expected_date"]) for line in po["lines"]] == [("TENT-2P", 6, when)]
 
 
@@ -232,9 +237,9 @@ def test_expected_dates_are_edited_in_place_and_waiting_lines_re_dated(admin: Br
         {"po_number": "PO-S1", "date:STOVE-X": later.isoformat(), "orig:STOVE-X": PO_DATE.isoformat(), "back": ""},
     )
     assert "expected dates saved" in r.text
-    po = seeded.read(lambda c: views.po_view(c, "PO-S1", date.today()))
+    po = seeded.read(lambda c: po_views.po_view(c, "PO-S1", date.today()))
     assert po["lines"][0]["expected_date"] == later.isoformat()
-    assert seeded.read(lambda c: views.order_view(c, "SO-S1"))["lines"][0]["eta"] == later.isoformat()
+    assert seeded.read(lambda c: order_views.order_view(c, "SO-S1"))["lines"][0]["eta"] == later.isoformat()
 
 
 def test_a_receipt_is_previewed_without_booking_then_confirmed(admin: Browser, seeded: Store) -> None:
@@ -259,7 +264,7 @@ def test_a_receipt_is_previewed_without_booking_then_confirmed(admin: Browser, s
     done = admin.post("/purchasing/receive", {**form, "action": "confirm", "previewed": digest.group(1)})
     assert "GRN GRN-1 booked against PO-S1" in done.text
     assert pending(seeded, "STOVE-X") == ["SO-S2"]
-    line = seeded.read(lambda c: views.order_view(c, "SO-S2"))["lines"][0]
+    line = seeded.read(lambda c: order_views.order_view(c, "SO-S2"))["lines"][0]
     assert (line["allocated_qty"], line["backordered_qty"]) == (1, 1)
 
 
@@ -331,9 +336,9 @@ def test_the_default_policy_form_shows_errors_and_saves(admin: Browser) -> None:
 def test_a_product_gets_its_own_policy_and_can_go_back_to_the_default(admin: Browser, seeded: Store) -> None:
     r = admin.post("/product-actions/policy", {"sku": "LAMP-1", "mode": "never"})
     assert "LAMP-1: its own policy is saved." in r.text
-    assert seeded.read(lambda c: views.product_view(c, "LAMP-1"))["backorder_policy"]["mode"] == "never"
+    assert seeded.read(lambda c: catalog_views.product_view(c, "LAMP-1"))["backorder_policy"]["mode"] == "never"
     r = admin.post("/product-actions/policy", {"sku": "LAMP-1", "use_default": "1", "mode": "never"})
     assert "the default policy applies now" in r.text
-    product = seeded.read(lambda c: views.product_view(c, "LAMP-1"))
+    product = seeded.read(lambda c: catalog_views.product_view(c, "LAMP-1"))
     assert product["backorder_policy"] is None
     assert product["name"] == "Product LAMP-1" and product["unit_price"] == "25.00"

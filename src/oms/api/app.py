@@ -13,16 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from oms.access import keys
+from oms.api.guard import MAX_BODY_BYTES, Guard, GuardSettings, bearer_token
+from oms.api.problems import PROBLEM, problem_body
+from oms.api.ratelimit import RateLimiter, limit_from_env
 from oms.domain.access import Action, Principal
 from oms.domain.errors import DomainError
 from oms.http import reading
-from oms.services import keys
 from oms.store.db import Store, make_engine
-
-from .guard import MAX_BODY_BYTES, Guard, GuardSettings, bearer_token
-from .openapi import install_openapi
-from .problems import PROBLEM, problem_body
-from .ratelimit import RateLimiter, limit_from_env
 
 log = logging.getLogger("oms.api")
 DOCS_PAGE = """<!doctype html>
@@ -97,10 +95,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def create_app(
+def create_api(
     store: Store | None = None, *, rate_limit_per_minute: int | None = None, max_body_bytes: int = MAX_BODY_BYTES
 ) -> FastAPI:
-    """The API over a store. The rate limit defaults to OMS_RATE_LIMIT_PER_MINUTE (0: off)."""
+    """The app's frame over a store, without routes: the Guard (authentication, the rate limit, body caps,
+    idempotency), problem details for every error, /healthz and /docs. oms.app puts the areas' routes on it.
+    The rate limit defaults to OMS_RATE_LIMIT_PER_MINUTE (0: off)."""
     app = FastAPI(
         title="oms",
         version="1.0.0",
@@ -121,6 +121,7 @@ def create_app(
     app.state.keys = keys.KeyCache(app.state.store)
     guard = GuardSettings(key_cache=app.state.keys, max_body_bytes=max_body_bytes, limiter=RateLimiter(per_minute))
     app.add_middleware(Guard, store=app.state.store, settings=guard)
+    app.state.guard_settings = guard
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -183,31 +184,4 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from .routes import router
-
-    app.include_router(router, prefix="/api/v1")
-    from .notifications import include as include_notifications
-
-    include_notifications(app)  # outbox, webhooks, explain, the customer's order page
-    from .reports import install as install_reports
-
-    install_reports(app)  # /api/v1/reports/*, GET /metrics, request latency
-    install_openapi(app, guard)
-    from oms.web.mount import mount_web
-
-    mount_web(app)  # the dashboard at /: sign-in, pages, /static
-    return app
-
-
-def serve_app() -> FastAPI:
-    """The app as `oms serve` runs it. On SQLite the worker runs in this process, on the app's own
-    store: its transactions then take their turn in the same writers' queue as the requests' (with a
-    store of its own, both would poll SQLite's lock and sleep between polls)."""
-    app = create_app()
-    store: Store = app.state.store
-    if store.dialect == "sqlite":  # on PostgreSQL, run `oms worker` processes instead
-        from oms.worker import start_in_process
-
-        stop = start_in_process(store, log.info)
-        app.router.on_shutdown.append(stop.set)
     return app

@@ -26,15 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oms.access import keys
+from oms.api import idempotency as idem
+from oms.api.logs import ACCESS
+from oms.api.problems import PROBLEM, TITLES, problem_bytes
+from oms.api.ratelimit import RateLimiter
 from oms.domain.access import Principal
-from oms.services import keys
 from oms.store.db import Store
 from oms.store.uow import utcnow
-
-from . import idempotency as idem
-from .logs import ACCESS
-from .problems import PROBLEM, TITLES, problem_bytes
-from .ratelimit import RateLimiter
 
 log = logging.getLogger("oms.api")
 access_log = logging.getLogger(ACCESS)

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from . import idempotency as idem
-from .guard import is_read_only_post
-from .problems import PROBLEM, TITLES, Problem
-from .schemas import MAX_LINES, MAX_QTY
+from oms.api import idempotency as idem
+from oms.api.guard import is_read_only_post
+from oms.api.problems import PROBLEM, TITLES, Problem
+from oms.api.schemas import MAX_LINES, MAX_QTY
 
 if TYPE_CHECKING:
-    from .guard import GuardSettings
+    from oms.api.guard import GuardSettings
 
 API = "/api/v1"
 SCHEME = "bearer"

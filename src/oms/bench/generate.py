@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Index, func, select, text
 
 from oms.domain.allocation import Tier
 from oms.domain.eta import Supply, walk_etas
-from oms.services import rollups
+from oms.reports import rollups
 from oms.store.db import Store
 from oms.store.tables import customers, order_lines, orders, po_lines, products, purchase_orders, stock_movements
 

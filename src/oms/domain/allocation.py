@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import Invalid
+from oms.domain.errors import Invalid
 
 
 class RuleKey(StrEnum):

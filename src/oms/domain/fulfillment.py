@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import Conflict, IllegalTransition, Invalid
+from oms.domain.errors import Conflict, IllegalTransition, Invalid
 
 
 class ShipPolicy(StrEnum):

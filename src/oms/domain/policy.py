@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from .bounds import MAX_SKU_UNITS
-from .errors import InsufficientStock, Refusal
+from oms.domain.bounds import MAX_SKU_UNITS
+from oms.domain.errors import InsufficientStock, Refusal
 
 UNBOUNDED = 10**12
 

@@ -21,7 +21,7 @@ from typing import IO
 
 from sqlalchemy import URL, inspect, make_url, text
 
-from .db import is_sqlite, make_engine, normalize_url, shown_url
+from oms.store.db import is_sqlite, make_engine, normalize_url, shown_url
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 TIMEOUT_S = 3600.0  # a backup or restore that runs longer than this is stopped and reported

@@ -16,8 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from oms.settings import settings
-
-from .uow import ConfigCache, UnitOfWork
+from oms.store.uow import ConfigCache, UnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger("oms.store")

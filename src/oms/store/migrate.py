@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .db import database_url, normalize_url
+from oms.store.db import database_url, normalize_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 
-from .types import Id, Money, UTCDateTime
+from oms.store.types import Id, Money, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -69,7 +69,7 @@ settings = Table(
 )
 
 # One row: bumped in the transaction of every change to what processes cache (settings, API keys),
-# so each process sees a change at its next transaction (oms.store.uow, oms.services.keys).
+# so each process sees a change at its next transaction (oms.store.uow, oms.access.keys).
 settings_version = Table(
     "settings_version",
     metadata,
@@ -100,7 +100,7 @@ orders = Table(
 # (placed and waiting sums by day, hour, channel, SKU, customer and tier); an update moves only the
 # change in `backordered_qty` (and its value, unit_price x units), filed under the line's *new* keys.
 # So the columns below are written once, at placement, and never again: a use case that changed one
-# would file sums under the wrong key. `oms.services.engine.MUTABLE` lists what use cases may change;
+# would file sums under the wrong key. `oms.engine.MUTABLE` lists what use cases may change;
 # `tests/integration/test_database_contract.py` checks every UPDATE the use cases send against this.
 # A customer's tier change moves its waiting lines between tier rows (a trigger on customers.tier).
 ORDER_LINE_FACTS = (
@@ -278,7 +278,7 @@ shipment_lines = Table(
 )
 
 # A transaction's events carry its batch; the batch row waits in event_batches until the worker has
-# turned the events into notifications (oms.services.notifications), then it is deleted.
+# turned the events into notifications (oms.notifications.builder), then it is deleted.
 events = Table(
     "events",
     metadata,
@@ -295,7 +295,7 @@ events = Table(
 
 # Transactions whose events are not yet turned into notifications. Ids are drawn when the events are
 # written, the last thing a transaction does while it holds its row locks, so two transactions that
-# touch the same order get batch ids in commit order (oms.services.notifications relies on it).
+# touch the same order get batch ids in commit order (oms.notifications.builder relies on it).
 event_batches = Table(
     "event_batches",
     metadata,
@@ -334,7 +334,7 @@ users = Table(
 
 # Signed-in dashboard sessions. The session cookie carries a random token, this table only its SHA-256
 # digest. Signing out deletes the row; a password change or disabling the user deletes all the user's
-# rows, so a copied cookie stops working at once (oms.web.users).
+# rows, so a copied cookie stops working at once (oms.access.users).
 web_sessions = Table(
     "web_sessions",
     metadata,
@@ -344,7 +344,7 @@ web_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
-# Sign-in attempts counted per user name and per client address, in fixed windows (oms.web.throttle).
+# Sign-in attempts counted per user name and per client address, in fixed windows (oms.access.throttle).
 # Keys are SHA-256 digests: what people type as a user name is sometimes their password.
 sign_in_attempts = Table(
     "sign_in_attempts",

@@ -26,8 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from oms.domain.allocation import DEFAULT_RULE, RuleKey, parse_rule
 from oms.domain.policy import DEFAULT_POLICY, BackorderPolicy, policy_from_json
 from oms.settings import settings as environment
-
-from .tables import event_batches, events, settings, settings_version
+from oms.store.tables import event_batches, events, settings, settings_version
 
 DEFAULT_POLICY_KEY = "default_backorder_policy"
 RULE_KEY = "allocation_rule"

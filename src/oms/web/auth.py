@@ -17,20 +17,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from oms.access.users import SESSION_TTL, User, session_user
 from oms.domain.access import Action
-from oms.notify.links import public_url
-from oms.services.common import stored_secret, utcnow
+from oms.settings import settings
 from oms.store.db import Store
-
-from .errors import LoginRequired, WebError
-from .forms import read_form
-from .users import SESSION_TTL, User, session_user
+from oms.store.reads import stored_secret, utcnow
+from oms.web.errors import LoginRequired, WebError
+from oms.web.forms import read_form
 
 log = logging.getLogger("oms.web")
 SECRET_SETTING = "web_session_secret"
 SESSION_COOKIE = "oms_session"
 SESSION_MAX_AGE = int(SESSION_TTL.total_seconds())
-SESSION_TOKEN = "sid"  # the key, in the signed cookie, of the session's token (oms.web.users)
+SESSION_TOKEN = "sid"  # the key, in the signed cookie, of the session's token (oms.access.users)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # Paths that never carry a dashboard session: the API keeps its bearer keys only.
@@ -63,7 +62,7 @@ class DashboardSessions:
                 session_cookie=SESSION_COOKIE,
                 max_age=SESSION_MAX_AGE,
                 same_site="lax",
-                https_only=public_url().startswith("https://"),
+                https_only=settings().public_url.startswith("https://"),
             )
         await self.sessions(scope, receive, send)
 

@@ -12,8 +12,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from oms.api.schemas import MAX_LINES
-
-from .errors import WebError
+from oms.web.errors import WebError
 
 # The largest real form is a purchase order of MAX_LINES lines, three fields a line; the cap leaves room.
 MAX_FIELDS = 4 * MAX_LINES

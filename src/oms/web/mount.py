@@ -1,38 +1,26 @@
 """Put the dashboard on the app: sessions, /static, HTML error pages and every web router.
 
-To add a page module, give it a module-level `router` and add its name to WEB_MODULES (one line);
-its POSTs are then CSRF-checked like every other dashboard form.
+The pages themselves live with their areas (oms.orders.pages, oms.catalog.pages, ...); oms.app hands
+their routers to `mount_web`, and every POST among them is CSRF-checked like every other dashboard form.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Sequence
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .auth import DashboardSessions, verify_csrf
-from .errors import LoginRequired, WebError
-from .headers import SecurityHeaders
-from .render import HERE, render
-from .throttle import SignInThrottle
-
-WEB_MODULES = [
-    "oms.web.session",
-    "oms.web.overview",
-    "oms.web.backorders",
-    "oms.web.orders",
-    "oms.web.fulfillment",
-    "oms.web.purchasing",
-    "oms.web.products",
-    "oms.web.settings",
-    "oms.web.reports",
-]
+from oms.access.throttle import SignInThrottle
+from oms.web.auth import DashboardSessions, verify_csrf
+from oms.web.errors import LoginRequired, WebError
+from oms.web.headers import SecurityHeaders
+from oms.web.render import HERE, render
 
 
-def mount_web(app: FastAPI) -> None:
+def mount_web(app: FastAPI, pages: Sequence[APIRouter]) -> None:
     """Called once by create_app: the dashboard lives at /, the API stays under /api/v1."""
     app.add_middleware(DashboardSessions, store=app.state.store)
     app.add_middleware(SecurityHeaders)  # outermost: every page gets the headers, refusals included
@@ -51,6 +39,5 @@ def mount_web(app: FastAPI) -> None:
 
     app.add_exception_handler(LoginRequired, to_login)
     app.add_exception_handler(WebError, web_error)
-    for name in WEB_MODULES:
-        module = importlib.import_module(name)
-        app.include_router(module.router, include_in_schema=False, dependencies=[Depends(verify_csrf)])
+    for router in pages:
+        app.include_router(router, include_in_schema=False, dependencies=[Depends(verify_csrf)])

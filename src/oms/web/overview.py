@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from oms.access.users import User
 from oms.domain.access import Action
-from oms.services.common import utcnow
-
-from . import queries
-from .auth import require_user
-from .render import read, render
-from .users import User
+from oms.store.reads import utcnow
+from oms.web import queries
+from oms.web.auth import require_user
+from oms.web.render import read, render
 
 router = APIRouter()
 

@@ -13,16 +13,15 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from oms.access.users import User
 from oms.domain import bounds
 from oms.domain.access import Action
 from oms.domain.errors import DomainError, NotFound
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork
-
-from .auth import csrf_token, may
-from .errors import WebError
-from .forms import read_form
-from .users import User
+from oms.web.auth import csrf_token, may
+from oms.web.errors import WebError
+from oms.web.forms import read_form
 
 T = TypeVar("T")
 HERE = Path(__file__).parent

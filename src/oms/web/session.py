@@ -9,13 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from oms.services.common import utcnow
+from oms.access.throttle import SignInThrottle, Wait, forget_attempts
+from oms.access.users import authenticate, end_session, start_session
+from oms.store.reads import utcnow
 from oms.store.uow import UnitOfWork
-
-from .auth import SESSION_TOKEN, signed_in_user
-from .render import form_data, redirect, render, store_of
-from .throttle import SignInThrottle, Wait, forget_attempts
-from .users import authenticate, end_session, start_session
+from oms.web.auth import SESSION_TOKEN, signed_in_user
+from oms.web.render import form_data, redirect, render, store_of
 
 router = APIRouter()
 

@@ -1,0 +1,183 @@
+"""Routes under /api/v1 for the catalogue: products, customers, stock adjustments and the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import Connection
+
+from oms.api import preconditions as pre
+from oms.api import schemas as s
+from oms.api.app import require, store_of
+from oms.api.preconditions import IfMatch
+from oms.api.routing import (
+    Cursor,
+    Filter,
+    Limit,
+    _no_channel,
+    policy,
+    read,
+    write,
+)
+from oms.catalog import rule_preview
+from oms.catalog import use_cases as catalog
+from oms.catalog import views as catalog_views
+from oms.domain.access import Action, Principal
+from oms.store import reads as common
+from oms.store.uow import UnitOfWork
+
+router = APIRouter()
+
+
+@router.put("/products/{sku}", tags=["catalogue"])
+def put_product(
+    sku: s.Code,
+    body: s.ProductIn,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.CATALOGUE)),
+) -> dict[str, Any]:
+    spec = catalog.ProductSpec(sku, body.name, body.unit_price, body.lead_time_days, policy(body.backorder_policy))
+
+    def use_case(uow: UnitOfWork) -> tuple[bool, dict[str, Any]]:
+        pre.check(if_match, pre.product_version(uow.conn, sku), f"Product {sku}")
+        saved = catalog.put_product(uow, spec)
+        p = saved.product
+        return saved.created, catalog_views.product_json(p, p.stored_policy, p.policy, saved.incoming)
+
+    created, out = write(request, who, use_case)
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = pre.etag(out["version"])
+    return out
+
+
+@router.get("/products/{sku}", tags=["catalogue"])
+def get_product(
+    sku: s.Code, request: Request, response: Response, _: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    out = read(request, lambda c: catalog_views.product_view(c, sku))
+    response.headers["ETag"] = pre.etag(out["version"])
+    return out
+
+
+@router.get("/products", tags=["catalogue"])
+def list_products(
+    request: Request, limit: Limit = 50, cursor: Cursor = None, _: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    return read(request, lambda c: catalog_views.list_products(c, limit, cursor))
+
+
+@router.put("/customers/{customer_id}", tags=["catalogue"])
+def put_customer(
+    customer_id: s.Code,
+    body: s.CustomerIn,
+    request: Request,
+    response: Response,
+    who: Principal = Depends(require(Action.CATALOGUE)),
+) -> dict[str, Any]:
+    spec = catalog.CustomerSpec(customer_id, body.name, body.email, body.tier)
+
+    def use_case(uow: UnitOfWork) -> tuple[bool, dict[str, Any]]:
+        created = catalog.put_customer(uow, spec)
+        return created, {"customer_id": spec.customer_id, "name": spec.name, "email": spec.email, "tier": spec.tier}
+
+    created, out = write(request, who, use_case)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get("/customers/{customer_id}", tags=["catalogue"])
+def get_customer(
+    customer_id: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    _no_channel(who)  # customers' details are not a channel's to browse
+    return read(request, lambda c: catalog_views.customer_view(c, customer_id))
+
+
+@router.get("/settings/default-backorder-policy", tags=["settings"])
+def get_default_policy(
+    request: Request, response: Response, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    _no_channel(who)
+
+    def query(c: Connection) -> tuple[dict[str, Any], int]:
+        return common.policy_to_json(common.default_policy(c)), pre.setting_version(c, common.DEFAULT_POLICY_KEY)
+
+    out, version = read(request, query)
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
+@router.put("/settings/default-backorder-policy", tags=["settings"])
+def put_default_policy(
+    body: s.BackorderPolicyIn,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    p = policy(body)
+    assert p is not None
+    key = common.DEFAULT_POLICY_KEY
+
+    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(uow.conn, key, lock=True), "The default back-order policy")
+        return catalog.set_default_policy(uow, p)
+
+    out, version = write(request, who, use_case)
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
+@router.get("/settings/allocation-rule", tags=["settings"])
+def get_rule(request: Request, response: Response, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    _no_channel(who)
+
+    def query(c: Connection) -> tuple[dict[str, Any], int]:
+        return {"keys": [k.value for k in common.allocation_rule(c)]}, pre.setting_version(c, common.RULE_KEY)
+
+    out, version = read(request, query)
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
+@router.put("/settings/allocation-rule", tags=["settings"])
+def put_rule(
+    body: s.AllocationRuleIn,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    keys = [k.value for k in body.keys]
+
+    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(uow.conn, common.RULE_KEY, lock=True), "The allocation rule")
+        return catalog.set_allocation_rule(uow, keys)
+
+    out, version = write(request, who, use_case)
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
+@router.post("/settings/allocation-rule/preview", tags=["settings"])
+def preview_rule(
+    body: s.AllocationRuleIn,
+    request: Request,
+    sku: Filter = None,
+    who: Principal = Depends(require(Action.SETTINGS)),
+) -> dict[str, Any]:
+    """Queue positions before and after a proposed rule, for the lines that would move; nothing is committed."""
+    keys = [k.value for k in body.keys]
+    return store_of(request).dry_run(lambda uow: rule_preview.preview_rule(uow, keys, sku), actor=who.name)
+
+
+@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
+def adjust(
+    body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
+) -> dict[str, Any]:
+    return write(request, who, lambda uow: catalog.adjust_stock(uow, body.sku, body.qty_delta, body.reason))
+
+

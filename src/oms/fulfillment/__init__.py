@@ -1,0 +1,1 @@
+"""Fulfillment: shipments moving Pick -> Pack -> Awaiting Shipment -> Dispatched."""

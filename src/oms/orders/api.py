@@ -1,0 +1,167 @@
+"""Routes under /api/v1 for orders and the back-order queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from oms.api import schemas as s
+from oms.api.app import AuthError, require
+from oms.api.routing import (
+    Cursor,
+    Filter,
+    Limit,
+    _shaped,
+    _within_channel,
+    answered,
+    created_or_found,
+    now,
+    read,
+    write,
+)
+from oms.domain.access import Action, Principal
+from oms.orders import use_cases as orders
+from oms.orders import views as order_views
+
+router = APIRouter()
+
+
+@router.post("/orders", status_code=201, tags=["orders"], response_model=dict[str, Any])
+async def place_order(
+    body: s.OrderIn, request: Request, who: Principal = Depends(require(Action.PLACE_ORDER))
+) -> Response:
+    """The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`)."""
+    if who.channel_scope is not None and body.channel != who.channel_scope:
+        raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
+    queue_fields = body.queue_fields_sent()
+    if queue_fields and not who.may_move_queue:
+        raise AuthError(
+            403,
+            f"This key may not set {', '.join(queue_fields)}: they set the order's place in the back-order queue. "
+            "Leave them out; the order waits with priority 0, placed now, at the catalogue prices.",
+            [{"field": f, "reason": "not settable by this key's role"} for f in queue_fields],
+        )
+    cmd = orders.PlaceOrder(
+        order_number=body.order_number,
+        channel=body.channel,
+        customer_id=body.customer_id,
+        lines=[orders.NewLine(line.sku, line.qty, line.unit_price) for line in body.lines],
+        ship_policy=body.ship_policy,
+        placed_at=body.placed_at,
+        priority=body.priority,
+        body=body.model_dump(mode="json", exclude_unset=True),
+    )
+    return await run_in_threadpool(
+        answered,
+        lambda: write(request, who, _shaped(lambda uow: orders.place_order(uow, cmd), _placed), created_or_found),
+    )
+
+
+def _placed(p: orders.PlacedOrder) -> tuple[dict[str, Any], bool]:
+    return order_views.order_json(p.order), p.created
+
+
+@router.get("/orders", tags=["orders"])
+def list_orders(
+    request: Request,
+    status: Filter = None,
+    channel: Filter = None,
+    customer_id: Filter = None,
+    sku: Filter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    return _within_channel(
+        who,
+        channel,
+        lambda ch: read(
+            request,
+            lambda c: order_views.list_orders(
+                c, status=status, channel=ch, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
+            ),
+        ),
+    )
+
+
+@router.get("/orders/{order_number}", tags=["orders"])
+def get_order(order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+    return read(request, lambda c: order_views.order_view(c, order_number, who.channel_scope))
+
+
+@router.post("/orders/{order_number}/cancel", tags=["orders"])
+def cancel_order(
+    order_number: s.Code, body: s.CancelIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
+) -> dict[str, Any]:
+    lines = [(line.line_no, line.qty) for line in body.lines] if body.lines is not None else None
+    return write(
+        request,
+        who,
+        _shaped(
+            lambda uow: orders.cancel_order(uow, order_number, body.reason, lines, who.channel_scope, body.reason_code),
+            order_views.order_json,
+        ),
+    )
+
+
+@router.post("/orders/{order_number}/priority", tags=["orders"])
+def set_priority(
+    order_number: s.Code, body: s.PriorityIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
+) -> dict[str, Any]:
+    if not who.may_move_queue:
+        raise AuthError(
+            403,
+            "Channel keys may not change priorities.",
+            [{"field": "priority", "reason": "not settable by this key's role"}],
+        )
+    return write(
+        request, who, _shaped(lambda uow: orders.set_priority(uow, order_number, body.priority), order_views.order_json)
+    )
+
+
+@router.get("/orders/{order_number}/events", tags=["orders"])
+def order_events(
+    order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
+    return read(request, lambda c: order_views.order_events(c, order_number, who.channel_scope))
+
+
+# ---- the back-order queue -----------------------------------------------------------------------
+
+
+@router.get("/backorders", tags=["back orders"])
+def list_backorders(
+    request: Request,
+    sku: Filter = None,
+    customer_id: Filter = None,
+    order_number: Filter = None,
+    channel: Filter = None,
+    min_age_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
+    sort: s.SortName = "queue",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    who: Principal = Depends(require(Action.READ)),
+) -> dict[str, Any]:
+    return _within_channel(
+        who,
+        channel,
+        lambda ch: read(
+            request,
+            lambda c: order_views.list_backorders(
+                c,
+                sku=sku,
+                customer_id=customer_id,
+                order_number=order_number,
+                channel=ch,
+                min_age_days=min_age_days,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+                now=now(),
+            ),
+        ),
+    )
+
+

@@ -1,0 +1,167 @@
+"""Report routes under /api/v1/reports (GET /metrics and request latency: oms.reports.metrics).
+
+Every report answers JSON, or CSV with `?format=csv`, over the same optional filters: `from` and
+`to` (a date `YYYY-MM-DD` or an RFC 3339 time; a date `to` takes in its whole day) and `channel`.
+Reports read across customers, so channel keys may not read them (403), as with the shortfall.
+
+`GET /metrics` needs no key: it carries aggregate counts only (no order, customer or SKU names),
+which is what Prometheus scrapers expect; keep the port private if even those are sensitive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+
+from oms.api.app import AuthError, require, store_of
+from oms.api.schemas import CODE_PATTERN
+from oms.domain.access import Action, Principal
+from oms.reports import metrics
+from oms.reports import queries as reports
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+Format = Literal["json", "csv"]
+MAX_GROUPS = 100_000  # a breakdown's most groups in one answer (the CSV of every customer of a large shop)
+Bound = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an RFC 3339 time")]
+Channel = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]  # as orders name channels
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+def answer(
+    request: Request,
+    who: Principal,
+    name: str,
+    f: reports.Filters,
+    fmt: str,
+    group_by: str | None = None,
+    limit: int = reports.BREAKDOWN_LIMIT,
+) -> Any:
+    if who.channel_scope is not None:
+        raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
+    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by, limit))
+    if fmt == "csv":
+        columns, rows = reports.as_table(name, data)
+        return Response(
+            reports.to_csv(columns, rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return data
+
+
+@router.get("/summary", responses=CSV_RESPONSE)
+def summary(
+    request: Request,
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Headline back-order health: pending lines/units/value by age, lead time, wait, cancellations, fill rate."""
+    return answer(request, who, "summary", reports.filters_from(from_, to, channel), format)
+
+
+@router.get("/backorders", responses=CSV_RESPONSE)
+def backorders(
+    request: Request,
+    group_by: Literal["sku", "customer", "channel", "tier"] = "sku",
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_GROUPS, description="How many groups, most units waiting first")
+    ] = reports.BREAKDOWN_LIMIT,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Lines waiting now (of orders placed in the period): lines, units, value, oldest age, units by age.
+
+    Groups come most units waiting first; `items` holds the first `limit`, `groups` counts them all
+    and `total` sums them all.
+    """
+    f = reports.filters_from(from_, to, channel)
+    return answer(request, who, "backorders", f, format, group_by, limit)
+
+
+@router.get("/lead-times", responses=CSV_RESPONSE)
+def lead_times(
+    request: Request,
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Hours placed → dispatched (all, waited, never waited), back-ordered → allocated, receipt → allocation."""
+    return answer(request, who, "lead-times", reports.filters_from(from_, to, channel), format)
+
+
+@router.get("/cancellations", responses=CSV_RESPONSE)
+def cancellations(
+    request: Request,
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Units cancelled by reason class (customer, aged_out, operations) and as a share of back-ordered units."""
+    return answer(request, who, "cancellations", reports.filters_from(from_, to, channel), format)
+
+
+@router.get("/fill-rate", responses=CSV_RESPONSE)
+def fill_rate(
+    request: Request,
+    group_by: Literal["sku", "channel", "day", "week"] = "day",
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Units allocated at placement / units ordered, by SKU, channel, day or ISO week (Monday)."""
+    return answer(request, who, "fill-rate", reports.filters_from(from_, to, channel), format, group_by)
+
+
+@router.get("/promise-accuracy", responses=CSV_RESPONSE)
+def promise_accuracy(
+    request: Request,
+    group_by: Literal["sku", "channel"] = "sku",
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Back-ordered lines dispatched on or before their first promised ETA, and the slip of the late ones."""
+    return answer(request, who, "promise-accuracy", reports.filters_from(from_, to, channel), format, group_by)
+
+
+@router.get("/supplier-on-time", responses=CSV_RESPONSE)
+def supplier_on_time(
+    request: Request,
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Any:
+    """Per supplier: PO lines received in full by their expected date."""
+    return answer(request, who, "supplier-on-time", reports.filters_from(from_, to, None), format)
+
+
+def install(app: FastAPI) -> None:
+    """Add the report routes, GET /metrics and the latency middleware to the app."""
+    app.state.metrics = metrics.Metrics(store_of_app(app))
+    app.add_middleware(metrics.TimeRequests, metrics=app.state.metrics)
+    app.include_router(router, prefix="/api/v1")
+    app.include_router(metrics.router)
+
+
+def store_of_app(app: FastAPI) -> Any:
+    return app.state.store

@@ -1,0 +1,106 @@
+"""The Reports page: back-order health, lead times, cancellations, fill rate and promises, with charts and CSV.
+
+The figures come from oms.reports.queries, the same functions behind /api/v1/reports and `oms report`, over
+the same filters (from, to, channel), so the page, the API and the CLI always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection
+
+from oms.access.users import User
+from oms.domain.access import Action
+from oms.domain.errors import Invalid
+from oms.reports import queries as reports
+from oms.store.reads import utcnow
+from oms.web.auth import require_user
+from oms.web.errors import WebError
+from oms.web.render import FormErrors, read, render
+
+router = APIRouter()
+PERIODS = (("day", "Day"), ("week", "Week"))
+GROUPS = (("sku", "SKU"), ("customer", "Customer"), ("channel", "Channel"), ("tier", "Customer tier"))
+
+
+def _filters(params: Mapping[str, str]) -> tuple[dict[str, str], reports.Filters | None, FormErrors]:
+    """The URL's filters: what to echo into the form, the report filters (None when invalid), complaints."""
+    echo = {name: str(params.get(name, "")).strip()[:40] for name in ("from", "to", "channel")}
+    group = str(params.get("group_by", "sku"))
+    echo["group_by"] = group if group in reports.GROUPS_BACKORDERS else "sku"
+    period = str(params.get("period", "day"))
+    echo["period"] = period if period in ("day", "week") else "day"
+    errors = FormErrors()
+    try:
+        return echo, reports.filters_from(echo["from"], echo["to"], echo["channel"]), errors
+    except Invalid as exc:
+        for item in exc.errors:
+            errors[str(item["field"])] = "A date (YYYY-MM-DD), after the start" if item["field"] == "to" else "A date"
+        errors.summary = exc.detail
+        return echo, None, errors
+
+
+def _no_channel_users(user: User) -> None:
+    if user.principal.channel_scope is not None:
+        raise WebError(403, "Not allowed", "Reports span every channel's customers; channel accounts cannot read them.")
+
+
+def _figures(f: reports.Filters, group_by: str, period: str) -> Any:
+    now = utcnow()
+    today = now.date()
+
+    def query(c: Connection) -> dict[str, Any]:
+        reports.tune(c)
+        return {
+            "summary": reports.summary(c, f, now),
+            "backorders": reports.pending_backorders(c, f, now, group_by),
+            "lead_times": reports.lead_times(c, f),
+            "cancellations": reports.cancellations(c, f),
+            "fill_rate": reports.fill_rate(c, f, period),
+            "promise": reports.promise_accuracy(c, f, today, "sku"),
+            "suppliers": reports.supplier_on_time(c, f, today),
+        }
+
+    return query
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request, user: User = Depends(require_user(Action.READ))) -> HTMLResponse:
+    _no_channel_users(user)
+    echo, f, errors = _filters(request.query_params)
+    data = read(request, _figures(f, echo["group_by"], echo["period"])) if f is not None else None
+    return render(
+        request,
+        "reports.html",
+        200 if f is not None else 422,
+        data=data,
+        filters=echo,
+        errors=errors,
+        groups=GROUPS,
+        periods=PERIODS,
+        filter_qs={k: v for k, v in echo.items() if v and k in ("from", "to", "channel")},
+        age_buckets=[label for label, _ in reports.AGE_BUCKETS],
+    )
+
+
+@router.get("/reports/{name}.csv")
+def report_csv(name: str, request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+    """One report as CSV over the page's filters: the same rows as the API's ?format=csv."""
+    _no_channel_users(user)
+    if name not in reports.REPORTS:
+        raise WebError(404, "Not found", f"No report '{name}'. Reports: {', '.join(reports.REPORTS)}.")
+    echo, f, errors = _filters(request.query_params)
+    if f is None:
+        raise WebError(422, "Invalid filters", errors.summary)
+    group_by = {"backorders": echo["group_by"], "fill-rate": echo["period"]}.get(name)
+    data = read(request, reports.run(name, f, utcnow(), group_by))
+    columns, rows = reports.as_table(name, data)
+    return Response(
+        reports.to_csv(columns, rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )

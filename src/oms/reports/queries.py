@@ -1,0 +1,1318 @@
+"""Reports: the read side's set-based figures on back-order health, lead times and promises.
+
+Every figure is grouped and summed in the database. Percentiles are `percentile_cont` on
+PostgreSQL; SQLite has no percentile aggregate, so there each one is read as at most two rows of an
+ordered select of the one column (`ORDER BY x LIMIT 2 OFFSET k`) and interpolated the way
+`percentile_cont` does. Nothing loads the lines into Python.
+
+Figures that would otherwise recount every line (waiting lines by age, channel and tier; fill rate;
+units that waited) read small rollup tables that database triggers keep exact in every writer's
+transaction (migration 0009, oms.reports.rollups); see "rollups" below for when they apply. The
+breakdowns by SKU and by customer rank their groups from the waiting-line rollups of migration
+0010 (see `_pending_top`). A key's figures are the sum of all its rows, folded or not, and every
+query here sums them (or, ranking customers, sums the keys with delta rows: `rollups.ranked`), so
+reports never fold: they write nothing and run in read-only transactions, on a replica too.
+
+Periods: `Filters.start` is inclusive and `Filters.end` exclusive, both UTC. Each report says which
+time its period bounds (placement, dispatch, allocation, cancellation, promised or expected date).
+
+Cancellations are counted by their recorded code (`CancelReason`: customer, aged_out, operations),
+which every cancelled event carries next to its free-text reason. Ages count whole days since the
+order was placed, as the Back Orders tab does.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
+
+from oms import csv_cells
+from oms.domain import bounds
+from oms.domain.errors import Invalid
+from oms.domain.fulfillment import CancelReason
+from oms.reports import names as report_names
+from oms.reports import rollups
+from oms.store.tables import (
+    allocations,
+    customers,
+    event_batches,
+    events,
+    order_lines,
+    orders,
+    outbox,
+    po_lines,
+    products,
+    purchase_orders,
+    receipts,
+    report_pending_rollup,
+    report_placed_rollup,
+    report_sku_rollup,
+    report_waiting_customer_rollup,
+    report_waiting_sku_day_rollup,
+    report_waiting_sku_rollup,
+    stock_movements,
+)
+
+ol = order_lines
+
+# (label, the youngest age in whole days); the last bucket has no upper end.
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
+REASON_CLASSES = tuple(c.value for c in CancelReason)
+# The reports' names, groupings and default limit live in report_names (no SQLAlchemy: the CLI offers them).
+REPORTS = report_names.REPORTS
+GROUPS_BACKORDERS = report_names.GROUPS_BACKORDERS
+GROUPS_FILL_RATE = report_names.GROUPS_FILL_RATE
+GROUPS_PROMISE = report_names.GROUPS_PROMISE
+GROUP_CHOICES = report_names.GROUP_CHOICES
+BREAKDOWN_LIMIT = report_names.BREAKDOWN_LIMIT  # groups a breakdown shows unless asked for more
+# Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
+# ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
+TOP_FROM_ROLLUPS = 1000
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A report's period [start, end) in UTC and channel; None means unbounded / every channel."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    channel: str | None = None
+
+    def period(self, col: Any) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            out.append(col >= self.start)
+        if self.end is not None:
+            out.append(col < self.end)
+        return out
+
+    def date_period(self, col: Any) -> list[ColumnElement[bool]]:
+        """The period for a DATE column: the days the period touches."""
+        out: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            out.append(col >= self.start.astimezone(UTC).date())
+        if self.end is not None:
+            out.append(col <= (self.end.astimezone(UTC) - timedelta(microseconds=1)).date())
+        return out
+
+    def on_channel(self, col: Any) -> list[ColumnElement[bool]]:
+        return [col == self.channel] if self.channel else []
+
+
+def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
+    """A period bound: a date means its midnight (UTC); as an end it means the next midnight."""
+    if value is None or value == "":
+        return None
+    t: datetime | None
+    is_date = len(value) == 10 and value.isascii()
+    try:
+        if is_date:
+            t = datetime.combine(date.fromisoformat(value), time(), UTC)
+        else:
+            t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        raise Invalid(
+            f"'{field}' must be a date (2026-11-01) or an RFC 3339 time with a zone (2026-11-01T08:00:00Z).",
+            [{"field": field, "value": value, "reason": "not a date or RFC 3339 time"}],
+        )
+    problem = bounds.time_problem(t)
+    if problem is not None:
+        raise Invalid(
+            f"'{field}' {problem}; leave it out for a period open at that end.",
+            [{"field": field, "value": value, "reason": problem}],
+        )
+    if is_date and end:
+        t += timedelta(days=1)  # a date as an end takes in its whole day (at most 3000-01-01)
+    return t.astimezone(UTC)
+
+
+def filters_from(from_: str | None, to: str | None, channel: str | None) -> Filters:
+    """Filters from the API's or the CLI's `from`, `to` and `channel` (a date `to` takes in its day)."""
+    start = parse_bound(from_, "from", end=False)
+    stop = parse_bound(to, "to", end=True)
+    if start is not None and stop is not None and stop <= start:
+        raise Invalid("'to' must come after 'from'.", [{"field": "to", "value": to, "reason": "not after from"}])
+    return Filters(start, stop, channel or None)
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def money(cents: int | None) -> str:
+    return f"{Decimal(int(cents or 0)) / 100:.2f}"
+
+
+def cents(col: Any) -> Any:
+    """A Money column as its stored integer cents, so SQL sums stay exact."""
+    return type_coerce(col, BigInteger)
+
+
+def ratio(part: int | None, whole: int | None) -> float | None:
+    return round((part or 0) / whole, 4) if whole else None
+
+
+def _round(x: float | None, places: int = 2) -> float | None:
+    return None if x is None else round(float(x), places)
+
+
+def _hours(conn: Connection, later: Any, earlier: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def _utc_date(conn: Connection, ts: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return cast(func.timezone("UTC", ts), Date)
+    return func.date(ts)
+
+
+def _days_between(conn: Connection, later: Any, earlier: Any) -> Any:
+    """Whole days from one DATE to another."""
+    if conn.dialect.name == "postgresql":
+        return later - earlier
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
+def _day_key(conn: Connection, ts: Any, week: bool) -> Any:
+    """A timestamp's UTC day (or the Monday of its ISO week) as 'YYYY-MM-DD'."""
+    if conn.dialect.name == "postgresql":  # grouped as DATE (cheaper than text), shown as 'YYYY-MM-DD'
+        utc = func.timezone("UTC", ts)
+        return cast(func.date_trunc("week", utc) if week else utc, Date)
+    return func.date(ts, "weekday 0", "-6 days") if week else func.date(ts)
+
+
+def _age_days(now: datetime, oldest: datetime | None) -> int | None:
+    return None if oldest is None else max(0, (now - oldest).days)
+
+
+def _bucket_conditions(now: datetime, col: Any = None) -> list[tuple[str, ColumnElement[bool]]]:
+    """Each age bucket as a condition on placed_at (age = whole days since placement), or on `col`."""
+    col = ol.c.placed_at if col is None else col
+    out = []
+    for i, (label, youngest) in enumerate(AGE_BUCKETS):
+        conds = []
+        if i + 1 < len(AGE_BUCKETS):
+            conds.append(col > now - timedelta(days=AGE_BUCKETS[i + 1][1]))
+        if youngest > 0:
+            conds.append(col <= now - timedelta(days=youngest))
+        out.append((label, and_(true(), *conds)))
+    return out
+
+
+def _bucket_label(now: datetime, col: Any) -> Any:
+    """The age bucket's name of a placed_at-like column, as a CASE."""
+    buckets = _bucket_conditions(now, col)
+    return case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
+
+
+# ---- percentiles --------------------------------------------------------------------------------
+
+PCTS = (0.5, 0.9)
+
+
+def _interpolate(lo: float, hi: float, frac: float) -> float:
+    return lo + (hi - lo) * frac
+
+
+def distribution(conn: Connection, values: Select[Any]) -> dict[str, Any]:
+    """count, p50, p90, max of a one-column select (column `x`), as percentile_cont computes them."""
+    sq = values.subquery()
+    x = sq.c.x
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            select(func.count(x), *(func.percentile_cont(p).within_group(x) for p in PCTS), func.max(x))
+        ).one()
+        return _stats(int(row[0]), [None if p is None else float(p) for p in row[1:-1]], row[-1])
+    n, mx = conn.execute(select(func.count(x), func.max(x))).one()
+    found: list[float | None] = []
+    for p in PCTS:
+        if not n:
+            found.append(None)
+            continue
+        k = p * (int(n) - 1)
+        lo = math.floor(k)
+        ordered = select(x).where(x.is_not(None)).order_by(x).limit(2).offset(lo)
+        two = [float(v) for v in conn.execute(ordered).scalars()]
+        found.append(_interpolate(two[0], two[-1], k - lo))
+    return _stats(int(n), found, mx)
+
+
+def _stats(n: int, ps: Sequence[float | None], mx: Any) -> dict[str, Any]:
+    return {
+        "count": n,
+        "p50": _round(ps[0]),
+        "p90": _round(ps[1]),
+        "max": _round(None if mx is None else float(mx)),
+    }
+
+
+# ---- building blocks ----------------------------------------------------------------------------
+
+
+def _placement_units() -> Any:
+    """Each line's allocation at placement: placing an order writes at most one such row per line,
+    so an outer join on it keeps one row per line and needs no grouping first."""
+    return allocations.alias("at_once")
+
+
+def _joins_placement(at_once: Any) -> ColumnElement[bool]:
+    return and_(at_once.c.line_id == ol.c.id, at_once.c.source == "placement")
+
+
+def _taken_at_placement() -> Any:
+    """Units a line took at placement: all of them unless it ever waited (backordered_at is set only
+    then), else its placement allocation, looked up by index for those lines alone."""
+    a = allocations.alias("at_once")
+    placed = select(a.c.qty).where(a.c.line_id == ol.c.id, a.c.source == "placement").limit(1).scalar_subquery()
+    return case((ol.c.backordered_at.is_(None), ol.c.qty), else_=func.coalesce(placed, 0))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _fully_dispatched() -> ColumnElement[bool]:
+    # A line with units shipped has its dispatch time set; saying so as a range lets both stores
+    # find those lines through the dispatch index (SQLite's planner does not for IS NOT NULL).
+    return and_(ol.c.dispatched_at >= EPOCH, ol.c.shipped_qty > 0, ol.c.shipped_qty + ol.c.cancelled_qty == ol.c.qty)
+
+
+# ---- rollups ------------------------------------------------------------------------------------
+# Figures over lines by when they were placed come from the rollups (migration 0009, kept by
+# triggers) when the period is whole UTC days (placement facts) or hours (waiting lines), which
+# every date filter is; a period bounded mid-day is counted from the lines. Age buckets move with
+# `now`, so the few hours a bucket boundary falls in are counted from the waiting lines (an index
+# range each) and every other hour from the rollup.
+
+
+def _midnight(t: datetime | None) -> bool:
+    if t is None:
+        return True
+    u = t.astimezone(UTC)
+    return (u.hour, u.minute, u.second, u.microsecond) == (0, 0, 0, 0)
+
+
+def _aligned(f: Filters) -> bool:
+    """Whether the period is whole UTC days, so the day rollups answer it exactly."""
+    return _midnight(f.start) and _midnight(f.end)
+
+
+def _day_span(f: Filters, col: Any) -> list[ColumnElement[bool]]:
+    """An aligned period as a condition on a UTC-day column."""
+    out: list[ColumnElement[bool]] = []
+    if f.start is not None:
+        out.append(col >= f.start.astimezone(UTC).date())
+    if f.end is not None:
+        out.append(col < f.end.astimezone(UTC).date())
+    return out
+
+
+def _whole_hours(f: Filters) -> bool:
+    """Whether the period is whole UTC hours, so the pending rollup answers it exactly."""
+    return all(t is None or t.astimezone(UTC) == _hour_of(t) for t in (f.start, f.end))
+
+
+def _hour_of(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _boundary_hours(now: datetime) -> list[datetime]:
+    """The UTC hours holding a bucket boundary (now - N days): their lines fall in two buckets."""
+    return sorted({_hour_of(now - timedelta(days=youngest)) for _, youngest in AGE_BUCKETS if youngest > 0})
+
+
+Acc = dict[Any, dict[str, list[int]]]
+
+
+def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> Acc:
+    """Waiting lines of a whole-hour period: {group key: {age bucket: [lines, units, value cents]}}.
+
+    `by` is None (one group, key None), "channel" or "tier" (the customer's tier now). Every hour
+    but the few holding a bucket boundary lies in one bucket and is read from the rollup; those few
+    are counted from their lines.
+    """
+    p = report_pending_rollup
+    edges = _boundary_hours(now)
+    label = _bucket_label(now, p.c.placed_hour)
+    key: Any = {None: literal(""), "channel": p.c.channel, "tier": p.c.tier}[by]
+    hours = (
+        select(key.label("key"), label.label("bucket"), p.c.lines, p.c.units, cents(p.c.value).label("value"))
+        .where(*f.period(p.c.placed_hour), *f.on_channel(p.c.channel), p.c.placed_hour.not_in(edges))
+        .subquery("hours")
+    )
+    rows = conn.execute(
+        select(
+            hours.c.key, hours.c.bucket, func.sum(hours.c.lines), func.sum(hours.c.units), func.sum(hours.c.value)
+        ).group_by(hours.c.key, hours.c.bucket)
+    ).all()
+    acc: Acc = defaultdict(lambda: {name: [0, 0, 0] for name, _ in AGE_BUCKETS})
+    _add_rows(acc, by, rows)
+    lkey: Any = {None: literal(""), "channel": ol.c.channel, "tier": customers.c.tier}[by]
+    parts = []
+    for h in edges:  # one index range per hour (SQLite scans the table for an OR of ranges)
+        waiting = select(
+            lkey.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        ).where(*_pending_where(f), ol.c.placed_at >= h, ol.c.placed_at < h + timedelta(hours=1))
+        if by == "tier":
+            waiting = waiting.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
+        parts.append(waiting)
+    sq = union_all(*parts).subquery("edge")
+    rows = conn.execute(
+        select(sq.c.key, sq.c.bucket, func.count(), func.sum(sq.c.units), func.sum(sq.c.value)).group_by(
+            sq.c.key, sq.c.bucket
+        )
+    ).all()
+    _add_rows(acc, by, rows)
+    return acc
+
+
+def _add_rows(acc: Acc, by: str | None, rows: Iterable[Any]) -> None:
+    for k, bucket, n, units, value in rows:
+        if n:
+            cell = acc[None if by is None else k][bucket]
+            cell[0] += int(n)
+            cell[1] += int(units)
+            cell[2] += int(value)
+
+
+def _oldest_waiting(conn: Connection, f: Filters, by: str | None = None, key: Any = None) -> datetime | None:
+    """The earliest placed_at among the waiting lines of the period (and of one channel or tier)."""
+    q = select(ol.c.placed_at).where(*_pending_where(f))
+    if by == "channel":
+        q = q.where(ol.c.channel == key)
+    elif by == "tier":
+        q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id).where(customers.c.tier == key)
+    found: datetime | None = conn.execute(q.order_by(ol.c.placed_at).limit(1)).scalar_one_or_none()
+    return found
+
+
+def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
+    """Placement facts of an aligned period by day and channel."""
+    p = report_placed_rollup
+    return list(
+        conn.execute(
+            select(
+                p.c.placed_day,
+                p.c.channel,
+                func.sum(p.c.lines).label("lines"),
+                func.sum(p.c.units_ordered).label("ordered"),
+                func.sum(p.c.units_taken).label("taken"),
+                func.sum(p.c.lines_filled).label("filled"),
+            )
+            .where(*_day_span(f, p.c.placed_day), *f.on_channel(p.c.channel))
+            .group_by(p.c.placed_day, p.c.channel)
+        )
+    )
+
+
+# ---- pending back orders ------------------------------------------------------------------------
+
+
+def _pending_where(f: Filters) -> list[ColumnElement[bool]]:
+    return [ol.c.backordered_qty > 0, *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)]
+
+
+def pending_backorders(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int = BREAKDOWN_LIMIT
+) -> dict[str, Any]:
+    """Lines waiting now, by SKU, customer, channel or customer tier: lines, units, value, ages.
+
+    Groups are ranked by units waiting (then key); `items` holds the first `limit`, `groups` says how
+    many there are and `total` covers them all.
+    """
+    if group_by not in GROUPS_BACKORDERS:
+        raise ValueError(group_by)
+    if group_by in ("channel", "tier") and _whole_hours(f):
+        groups, items = _pending_backorders_rolled(conn, f, now, group_by, limit)
+    elif group_by in ("sku", "customer") and f.start is None and f.end is None and limit <= TOP_FROM_ROLLUPS:
+        groups, items = _pending_top(conn, f, now, group_by, limit)
+    else:
+        groups, items = _pending_backorders_counted(conn, f, now, group_by, limit)
+    cells = _age_cells(conn, f, now)
+    total = _pending_total(conn, f, now, cells) | {"units_by_age": {label: cells[label][1] for label, _ in AGE_BUCKETS}}
+    return {"group_by": group_by, "groups": groups, "limit": limit, "items": items, "total": total}
+
+
+def _item(group_by: str, key: Any, lines: int, units: int, value: Any, oldest: Any, by_age: Any, now: datetime) -> Any:
+    return {
+        group_by: key,
+        "lines": int(lines),
+        "units": int(units),
+        "value": money(value),
+        "oldest_age_days": _age_days(now, oldest),
+        "units_by_age": {label: int(by_age.get(label, 0)) for label, _ in AGE_BUCKETS},
+    }
+
+
+def _pending_backorders_counted(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The breakdown counted from the waiting lines (a period the rollups cannot answer)."""
+    key: Any = {
+        "sku": ol.c.sku,
+        "customer": ol.c.customer_id,
+        "channel": ol.c.channel,
+        "tier": customers.c.tier,
+    }[group_by]
+    buckets = _bucket_conditions(now)
+    q = select(
+        key.label("key"),
+        func.count().label("lines"),
+        func.sum(ol.c.backordered_qty).label("units"),
+        func.sum(cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        func.min(ol.c.placed_at).label("oldest"),
+        func.count().over().label("groups"),
+        *(func.sum(case((cond, ol.c.backordered_qty), else_=0)).label(f"b{i}") for i, (_, cond) in enumerate(buckets)),
+    ).where(*_pending_where(f))
+    if group_by == "tier":
+        q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
+    rows = conn.execute(q.group_by(key).order_by(func.sum(ol.c.backordered_qty).desc(), key).limit(limit)).all()
+    items = [
+        _item(
+            group_by,
+            r.key,
+            r.lines,
+            r.units,
+            r.value,
+            r.oldest,
+            {label: getattr(r, f"b{i}") for i, (label, _) in enumerate(buckets)},
+            now,
+        )
+        for r in rows
+    ]
+    return (int(rows[0].groups) if rows else 0), items
+
+
+def _pending_top(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The first `limit` SKUs or customers by units waiting, from the waiting rollups (migration 0010).
+
+    Ranking reads one rollup row per SKU and channel, or per customer; only the groups shown have
+    their age buckets and oldest line read: a SKU's from its rows per day placed (the days holding a
+    bucket boundary from its lines), a customer's from its waiting lines.
+    """
+    if group_by == "sku":  # rows per SKU and channel: summed per SKU (10k SKUs)
+        t = report_waiting_sku_rollup
+        units = func.sum(t.c.units)
+        found = conn.execute(
+            select(t.c.sku, func.sum(t.c.lines), units, func.sum(cents(t.c.value)), func.count().over())
+            .where(*f.on_channel(t.c.channel))
+            .group_by(t.c.sku)
+            .having(func.sum(t.c.lines) > 0)
+            .order_by(units.desc(), t.c.sku)
+            .limit(limit)
+        ).all()
+        groups = int(found[0][4]) if found else 0
+        ranked = [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in found]
+    else:  # one row per customer and channel, '' for every channel: ranked without grouping
+        c = report_waiting_customer_rollup
+        groups, ranked = rollups.ranked(conn, c, "customer_id", [c.c.channel == (f.channel or "")], limit)
+    if not ranked:
+        return 0, []
+    keys = [r[0] for r in ranked]
+    by_age = _sku_ages(conn, f, now, keys) if group_by == "sku" else _customer_ages(conn, f, now, keys)
+    oldest = _oldest_of(conn, f, ol.c.sku if group_by == "sku" else ol.c.customer_id, keys)
+    return groups, [_item(group_by, k, n, u, v, oldest.get(k), by_age[k], now) for k, n, u, v in ranked]
+
+
+def _oldest_of(conn: Connection, f: Filters, col: Any, keys: list[Any]) -> dict[Any, datetime]:
+    """Each key's earliest waiting line: one index probe per key ((sku | customer_id, placed_at))."""
+    by = report_waiting_sku_rollup if col.name == "sku" else report_waiting_customer_rollup
+    wanted = select(by.c[col.name].label("key")).where(by.c[col.name].in_(keys)).distinct().subquery("wanted")
+    w = ol.alias("w")
+    first = (
+        select(w.c.placed_at)
+        .where(w.c[col.name] == wanted.c.key, w.c.backordered_qty > 0, *f.on_channel(w.c.channel))
+        .order_by(w.c.placed_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return {k: t for k, t in conn.execute(select(wanted.c.key, first)) if t is not None}
+
+
+def _customer_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> dict[Any, dict[str, int]]:
+    """Units waiting per age bucket of each customer, from its waiting lines."""
+    waiting = (
+        select(
+            ol.c.customer_id.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+        )
+        .where(*_pending_where(f), ol.c.customer_id.in_(keys))
+        .subquery("waiting")
+    )
+    rows = conn.execute(
+        select(waiting.c.key, waiting.c.bucket, func.sum(waiting.c.units)).group_by(waiting.c.key, waiting.c.bucket)
+    )
+    out: dict[Any, dict[str, int]] = defaultdict(dict)
+    for k, bucket, units in rows:
+        out[k][bucket] = int(units)
+    return out
+
+
+def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> dict[Any, dict[str, int]]:
+    """Units waiting per age bucket of each SKU: whole days from the day rollup, and the few days
+    holding a bucket boundary (now - N days) from the SKUs' lines of that day (an index range each)."""
+    d = report_waiting_sku_day_rollup
+    edges = sorted({(now - timedelta(days=youngest)).astimezone(UTC).date() for _, youngest in AGE_BUCKETS[1:]})
+    days = conn.execute(
+        select(d.c.sku, d.c.placed_day, func.sum(d.c.units))
+        .where(d.c.sku.in_(keys), d.c.placed_day.not_in(edges), *f.on_channel(d.c.channel))
+        .group_by(d.c.sku, d.c.placed_day)
+    ).all()
+    out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys((label for label, _ in AGE_BUCKETS), 0))
+    # A day that holds no boundary lies in one bucket: the one of any of its instants, say its noon.
+    for sku, day, units in days:
+        out[sku][_bucket_of(now, datetime(day.year, day.month, day.day, 12, tzinfo=UTC))] += int(units)
+    parts = [
+        select(
+            ol.c.sku.label("key"),
+            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            ol.c.backordered_qty.label("units"),
+        ).where(
+            *_pending_where(f),
+            ol.c.sku.in_(keys),
+            ol.c.placed_at >= datetime(e.year, e.month, e.day, tzinfo=UTC),
+            ol.c.placed_at < datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1),
+        )
+        for e in edges
+    ]
+    edge = union_all(*parts).subquery("edge")
+    for sku, bucket, units in conn.execute(
+        select(edge.c.key, edge.c.bucket, func.sum(edge.c.units)).group_by(edge.c.key, edge.c.bucket)
+    ):
+        out[sku][bucket] += int(units)
+    return out
+
+
+def _bucket_of(now: datetime, placed_at: datetime) -> str:
+    """The age bucket of a line placed at `placed_at`, as `_bucket_label` says in SQL."""
+    age = max((now - placed_at).days, 0)  # a day not yet over has its noon ahead of now
+    return next(label for label, youngest in reversed(AGE_BUCKETS) if age >= youngest)
+
+
+def _pending_backorders_rolled(
+    conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """`pending_backorders` by channel or tier from the pending rollup (a whole-hour period)."""
+    acc = _pending_by(conn, f, now, group_by)
+    items = []
+    for k, by_age in acc.items():
+        lines = sum(c[0] for c in by_age.values())
+        if not lines:
+            continue
+        items.append(
+            _item(
+                group_by,
+                k,
+                lines,
+                sum(c[1] for c in by_age.values()),
+                sum(c[2] for c in by_age.values()),
+                _oldest_waiting(conn, f, group_by, k),
+                {label: c[1] for label, c in by_age.items()},
+                now,
+            )
+        )
+    items.sort(key=lambda i: (-i["units"], i[group_by]))
+    return len(items), items[:limit]
+
+
+Cells = dict[str, list[int]]  # age bucket -> [lines, units, value cents]
+
+
+def _pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) -> dict[str, Any]:
+    """The waiting lines of the period in all: the sums of their age buckets, and the oldest."""
+    lines = sum(c[0] for c in cells.values())
+    return {
+        "lines": lines,
+        "units": sum(c[1] for c in cells.values()),
+        "value": money(sum(c[2] for c in cells.values())),
+        "oldest_age_days": _age_days(now, _oldest_waiting(conn, f)) if lines else None,
+    }
+
+
+def _age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
+    """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
+    if _whole_hours(f):
+        return _pending_by(conn, f, now, None)[None]
+    buckets = _bucket_conditions(now)
+    label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
+    # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
+    waiting = (
+        select(
+            label.label("bucket"),
+            ol.c.backordered_qty.label("units"),
+            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+        )
+        .where(*_pending_where(f))
+        .subquery("waiting")
+    )
+    rows = conn.execute(
+        select(waiting.c.bucket, func.count(), func.sum(waiting.c.units), func.sum(waiting.c.value)).group_by(
+            waiting.c.bucket
+        )
+    ).all()
+    out: Cells = {name: [0, 0, 0] for name, _ in AGE_BUCKETS}
+    for bucket, n, units, value in rows:
+        out[bucket] = [int(n), int(units), int(value)]
+    return out
+
+
+def _by_age_bucket(cells: Cells) -> dict[str, dict[str, Any]]:
+    return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
+
+
+# ---- lead times ---------------------------------------------------------------------------------
+
+
+def _dispatched_lines(conn: Connection, f: Filters) -> Select[Any]:
+    """Fully dispatched lines in the period: (waited, hours from placement to their latest dispatch)."""
+    return select(
+        ol.c.backordered_at.is_not(None).label("waited"),
+        _hours(conn, ol.c.dispatched_at, ol.c.placed_at).label("x"),
+    ).where(_fully_dispatched(), *f.period(ol.c.dispatched_at), *f.on_channel(ol.c.channel))
+
+
+def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, Any]]:
+    """Lead-time distributions: over all fully dispatched lines, and split by whether they waited."""
+    lines = _dispatched_lines(conn, f)
+    if conn.dialect.name == "postgresql":  # one scan: the split and the whole as grouping sets
+        sq = lines.subquery()
+        x = sq.c.x
+        out = {"all": _stats(0, [None, None], None), "backordered": _stats(0, [None, None], None)}
+        out["not_backordered"] = out["backordered"]
+        q = select(
+            sq.c.waited,
+            func.grouping(sq.c.waited),
+            func.count(x),
+            *(func.percentile_cont(p).within_group(x) for p in PCTS),
+            func.max(x),
+        ).group_by(func.rollup(sq.c.waited))
+        for waited, whole, n, *ps, mx in conn.execute(q):
+            key = "all" if whole else ("backordered" if waited else "not_backordered")
+            out[key] = _stats(int(n), [None if p is None else float(p) for p in ps], mx)
+        return out
+    return {
+        "all": distribution(conn, lines.with_only_columns(lines.selected_columns.x)),
+        "backordered": distribution(
+            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_not(None))
+        ),
+        "not_backordered": distribution(
+            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_(None))
+        ),
+    }
+
+
+def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
+    a = allocations
+    # A line whose last allocation is in the period has one at or after its start: filtering on
+    # the start before grouping keeps the maximum right and the grouping small.
+    last = (
+        select(a.c.line_id.label("line_id"), func.max(a.c.at).label("allocated_at"))
+        .where(a.c.source != "placement", *([a.c.at >= f.start] if f.start is not None else []))
+        .group_by(a.c.line_id)
+        .subquery("last_allocation")
+    )
+    waited = [ol.c.backordered_at.is_not(None), ol.c.backordered_qty == 0, *f.on_channel(ol.c.channel)]
+    if conn.dialect.name == "postgresql":
+        # Each allocated line looked up by its key (LIMIT 1 keeps the planner from turning the
+        # lookups into a scan of every order line).
+        line = select(ol.c.backordered_at).where(ol.c.id == last.c.line_id, *waited).limit(1).lateral("line")
+        q = (
+            select(_hours(conn, last.c.allocated_at, line.c.backordered_at).label("x"))
+            .select_from(last)
+            .join(line, true())
+            .where(*f.period(last.c.allocated_at))
+        )
+        return distribution(conn, q)
+    q = (
+        select(_hours(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
+        .join_from(ol, last, last.c.line_id == ol.c.id)
+        .where(*waited, *f.period(last.c.allocated_at))
+    )
+    return distribution(conn, q)
+
+
+def _receipt_to_allocation(conn: Connection, f: Filters) -> dict[str, Any]:
+    a = allocations
+    q = (
+        select(_hours(conn, a.c.at, receipts.c.received_at).label("x"))
+        .join_from(a, receipts, and_(a.c.source == "receipt", receipts.c.grn_number == a.c.ref))
+        .where(*f.period(a.c.at))
+    )
+    if f.channel:
+        q = q.join(ol, ol.c.id == a.c.line_id).where(ol.c.channel == f.channel)
+    return distribution(conn, q)
+
+
+def lead_times(conn: Connection, f: Filters) -> dict[str, Any]:
+    """Placed → dispatched (by whether the line waited), back-ordered → allocated, receipt → allocation.
+
+    A line counts once it is fully dispatched (every unit not cancelled has left), at the time its
+    last units left; the period bounds that time. The back-order wait of a line ends at its last
+    allocation after placement, once nothing of it waits any more; the period bounds that time.
+    Receipt → allocation is per allocation made by a goods receipt, from the GRN's received_at.
+    """
+    lead = _placed_to_dispatched(conn, f)
+    rows = [
+        ("placed_to_dispatched", "all", lead["all"]),
+        ("placed_to_dispatched", "backordered", lead["backordered"]),
+        ("placed_to_dispatched", "not_backordered", lead["not_backordered"]),
+        ("backorder_wait", "backordered", _backorder_wait(conn, f)),
+        ("receipt_to_allocation", "all", _receipt_to_allocation(conn, f)),
+    ]
+    return {
+        "unit": "hours",
+        "items": [{"measure": m, "segment": s, **stats} for m, s, stats in rows],
+    }
+
+
+# ---- cancellations ------------------------------------------------------------------------------
+
+
+def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
+    """Units cancelled per reason code: (reason, cancellations, units, back-ordered units)."""
+    e = events
+    reason = e.c.data["reason_code"].as_string()
+    if conn.dialect.name == "postgresql":
+        item = func.json_array_elements(e.c.data["lines"]).table_valued("value").alias("item")
+        qty = cast(item.c.value.op("->>")("qty"), Integer)
+        waited = cast(item.c.value.op("->>")("backordered"), Integer)
+    else:
+        item = func.json_each(e.c.data, "$.lines").table_valued("value").alias("item")
+        qty = cast(func.json_extract(item.c.value, "$.qty"), Integer)
+        waited = cast(func.json_extract(item.c.value, "$.backordered"), Integer)
+    inner = (
+        select(e.c.id.label("event_id"), reason.label("reason"), qty.label("qty"), waited.label("waited"))
+        .select_from(e)
+        .join(item, true())
+        .where(e.c.type == "cancelled", *f.period(e.c.at))
+    )
+    if f.channel:
+        inner = inner.join(orders, orders.c.order_number == e.c.order_number).where(orders.c.channel == f.channel)
+    sq = inner.subquery("cancelled_lines")
+    q = select(
+        sq.c.reason,
+        func.count(func.distinct(sq.c.event_id)).label("cancellations"),
+        func.sum(sq.c.qty).label("units"),
+        func.sum(sq.c.waited).label("backordered_units"),
+    ).group_by(sq.c.reason)
+    return list(conn.execute(q))
+
+
+def _units_backordered(conn: Connection, f: Filters) -> int:
+    """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
+    if _aligned(f):
+        p = report_placed_rollup
+        q = select(func.coalesce(func.sum(p.c.units_backordered), 0)).where(
+            p.c.backordered_day.is_not(None), *_day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
+        )
+        return int(conn.execute(q).scalar_one())
+    at_once = _placement_units()
+    q = (
+        select(func.coalesce(func.sum(ol.c.qty - func.coalesce(at_once.c.qty, 0)), 0))
+        .select_from(ol)
+        .outerjoin(at_once, _joins_placement(at_once))
+        .where(ol.c.backordered_at.is_not(None), *f.period(ol.c.backordered_at), *f.on_channel(ol.c.channel))
+    )
+    return int(conn.execute(q).scalar_one())
+
+
+def cancellations(conn: Connection, f: Filters) -> dict[str, Any]:
+    """Units cancelled in the period by reason class, and as a share of the units that were back-ordered.
+
+    `share_of_backordered_units` divides back-ordered units cancelled in the period by the units
+    back-ordered in the period (lines whose wait began then).
+    """
+    per_class = {c: {"cancellations": 0, "units": 0, "backordered_units": 0} for c in REASON_CLASSES}
+    for r in _cancel_rows(conn, f):
+        acc = per_class[r.reason if r.reason in per_class else CancelReason.OPERATIONS.value]
+        acc["cancellations"] += int(r.cancellations)
+        acc["units"] += int(r.units or 0)
+        acc["backordered_units"] += int(r.backordered_units or 0)
+    waited = _units_backordered(conn, f)
+    items = [
+        {"reason": c, **v, "share_of_backordered_units": ratio(v["backordered_units"], waited)}
+        for c, v in per_class.items()
+    ]
+    total_back = sum(v["backordered_units"] for v in per_class.values())
+    return {
+        "items": items,
+        "total": {
+            "cancellations": sum(v["cancellations"] for v in per_class.values()),
+            "units": sum(v["units"] for v in per_class.values()),
+            "backordered_units": total_back,
+            "units_backordered": waited,
+            "share_of_backordered_units": ratio(total_back, waited),
+        },
+    }
+
+
+# ---- fill rate at placement ---------------------------------------------------------------------
+
+
+def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
+    """Units allocated the moment they were ordered / units ordered, for orders placed in the period."""
+    if group_by not in GROUPS_FILL_RATE:
+        raise ValueError(group_by)
+    if _aligned(f) and (group_by != "sku" or (f.start is None and f.end is None)):
+        return _fill_rate_rolled(conn, f, group_by)
+    key: Any
+    if group_by in ("day", "week"):
+        key = _day_key(conn, ol.c.placed_at, week=group_by == "week")
+    else:
+        key = ol.c.sku if group_by == "sku" else ol.c.channel
+    lines = (
+        select(key.label("key"), ol.c.qty.label("qty"), _taken_at_placement().label("taken"))
+        .where(*f.period(ol.c.placed_at), *f.on_channel(ol.c.channel))
+        .subquery("placed")
+    )
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("lines"),
+            func.coalesce(func.sum(lines.c.qty), 0).label("ordered"),
+            func.coalesce(func.sum(lines.c.taken), 0).label("taken"),
+            func.coalesce(func.sum(case((lines.c.taken >= lines.c.qty, 1), else_=0)), 0).label("filled"),
+        ).select_from(lines)
+
+    def shape(r: Any) -> dict[str, Any]:
+        return {
+            "lines": int(r.lines),
+            "lines_filled_at_placement": int(r.filled),
+            "units_ordered": int(r.ordered),
+            "units_allocated_at_placement": int(r.taken),
+            "fill_rate": ratio(int(r.taken), int(r.ordered)),
+        }
+
+    rows = conn.execute(q(lines.c.key).group_by(lines.c.key).order_by(lines.c.key)).all()
+    total = conn.execute(q()).one()
+    return {
+        "group_by": group_by,
+        "items": [{group_by: str(r.key), **shape(r)} for r in rows],
+        "total": shape(total),
+    }
+
+
+def _fill_shape(lines: int, filled: int, ordered: int, taken: int) -> dict[str, Any]:
+    return {
+        "lines": lines,
+        "lines_filled_at_placement": filled,
+        "units_ordered": ordered,
+        "units_allocated_at_placement": taken,
+        "fill_rate": ratio(taken, ordered),
+    }
+
+
+def _fill_rate_rolled(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
+    """`fill_rate` from the rollups: by day, week or channel over an aligned period; by SKU over all time."""
+    rows: list[Any]
+    if group_by == "sku":
+        k = report_sku_rollup
+        rows = list(
+            conn.execute(
+                select(
+                    k.c.sku,
+                    func.sum(k.c.lines).label("lines"),
+                    func.sum(k.c.units_ordered).label("ordered"),
+                    func.sum(k.c.units_taken).label("taken"),
+                    func.sum(k.c.lines_filled).label("filled"),
+                )
+                .where(*f.on_channel(k.c.channel))
+                .group_by(k.c.sku)
+            )
+        )
+    else:
+        rows = _placed_rows(conn, f)
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        if not r.lines:
+            continue
+        if group_by == "sku":
+            key = r.sku
+        elif group_by == "channel":
+            key = r.channel
+        else:
+            d = r.placed_day if group_by == "day" else r.placed_day - timedelta(days=r.placed_day.weekday())
+            key = d.isoformat()
+        a = acc[key]
+        for i, v in enumerate((r.lines, r.filled, r.ordered, r.taken)):
+            a[i] += int(v)
+    total = [sum(a[i] for a in acc.values()) for i in range(4)]
+    return {
+        "group_by": group_by,
+        "items": [{group_by: k, **_fill_shape(*acc[k])} for k in sorted(acc)],
+        "total": _fill_shape(*total),
+    }
+
+
+# ---- promise accuracy ---------------------------------------------------------------------------
+
+
+def promise_accuracy(conn: Connection, f: Filters, today: date, group_by: str) -> dict[str, Any]:
+    """Back-ordered lines kept to their first promised ETA (order_lines.promised_date).
+
+    A line is judged once it is fully dispatched (on time when its last units left on or before
+    the promised day) or, still open, once its promised day has passed (late, and still late).
+    Slip is days past the promise: to the dispatch day, or to today for an open late line;
+    `mean_slip_days` is over the late lines. The period bounds the promised day.
+    """
+    if group_by not in GROUPS_PROMISE:
+        raise ValueError(group_by)
+    done = _fully_dispatched()
+    today_lit = literal(today, Date)
+    outstanding = ol.c.qty - ol.c.shipped_qty - ol.c.cancelled_qty
+    slip = case(
+        (done, _days_between(conn, _utc_date(conn, ol.c.dispatched_at), ol.c.promised_date)),
+        else_=_days_between(conn, today_lit, ol.c.promised_date),
+    )
+    judged = (
+        select(
+            (ol.c.sku if group_by == "sku" else ol.c.channel).label("key"),
+            done.label("done"),
+            slip.label("slip"),
+        )
+        .select_from(ol)
+        .where(
+            ol.c.backordered_at.is_not(None),
+            ol.c.promised_date.is_not(None),
+            or_(and_(done, ol.c.dispatched_at.is_not(None)), and_(outstanding > 0, ol.c.promised_date < today_lit)),
+            *f.date_period(ol.c.promised_date),
+            *f.on_channel(ol.c.channel),
+        )
+        .subquery("judged")
+    )
+    late = judged.c.slip > 0
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("n"),
+            func.coalesce(func.sum(case((late, 0), else_=1)), 0).label("on_time"),
+            func.coalesce(func.sum(case((and_(late, ~judged.c.done), 1), else_=0)), 0).label("late_open"),
+            func.avg(case((late, judged.c.slip))).label("mean_slip"),
+            func.max(case((late, judged.c.slip))).label("max_slip"),
+        ).select_from(judged)
+
+    def shape(r: Any) -> dict[str, Any]:
+        n, on_time = int(r.n), int(r.on_time)
+        return {
+            "lines_judged": n,
+            "on_time": on_time,
+            "late": n - on_time,
+            "late_still_open": int(r.late_open),
+            "on_time_rate": ratio(on_time, n),
+            "mean_slip_days": _round(None if r.mean_slip is None else float(r.mean_slip)),
+            "max_slip_days": None if r.max_slip is None else int(r.max_slip),
+        }
+
+    rows = conn.execute(q(judged.c.key).group_by(judged.c.key).order_by(judged.c.key)).all()
+    return {
+        "group_by": group_by,
+        "items": [{group_by: r.key, **shape(r)} for r in rows],
+        "total": shape(conn.execute(q()).one()),
+    }
+
+
+def supplier_on_time(conn: Connection, f: Filters, today: date) -> dict[str, Any]:
+    """Per supplier: PO lines received in full on or before their expected date.
+
+    A PO line's receipts are the GRNs booked against its PO for its SKU; it is complete on the
+    first receipt that brings its received units to its quantity. Lines of open POs whose expected
+    day has passed without completion count as late. Cancelled POs are left out. The period bounds
+    the expected day; `channel` does not apply.
+    """
+    po, pl, r, sm = purchase_orders, po_lines, receipts, stock_movements
+    running = (
+        select(
+            pl.c.id.label("po_line_id"),
+            r.c.received_at.label("received_at"),
+            pl.c.qty.label("qty"),
+            func.sum(sm.c.qty_delta)
+            .over(partition_by=pl.c.id, order_by=(r.c.received_at, r.c.id))
+            .label("received_so_far"),
+        )
+        .select_from(r)
+        .join(po, po.c.po_number == r.c.po_number)
+        .join(pl, pl.c.po_id == po.c.id)
+        .join(sm, and_(sm.c.kind == "receipt", sm.c.ref == r.c.grn_number, sm.c.sku == pl.c.sku))
+        .subquery("running")
+    )
+    complete = (
+        select(running.c.po_line_id, func.min(running.c.received_at).label("completed_at"))
+        .where(running.c.received_so_far >= running.c.qty)
+        .group_by(running.c.po_line_id)
+        .subquery("complete")
+    )
+    today_lit = literal(today, Date)
+    is_done = complete.c.completed_at.is_not(None)
+    late_days = case(
+        (is_done, _days_between(conn, _utc_date(conn, complete.c.completed_at), pl.c.expected_date)),
+        else_=_days_between(conn, today_lit, pl.c.expected_date),
+    )
+    judged = (
+        select(po.c.supplier.label("supplier"), is_done.label("done"), late_days.label("late_days"))
+        .select_from(pl)
+        .join(po, po.c.id == pl.c.po_id)
+        .outerjoin(complete, complete.c.po_line_id == pl.c.id)
+        .where(
+            po.c.status != "cancelled",
+            or_(is_done, pl.c.expected_date < today_lit),
+            *f.date_period(pl.c.expected_date),
+        )
+        .subquery("judged")
+    )
+    late = judged.c.late_days > 0
+
+    def q(*cols: Any) -> Select[Any]:
+        return select(
+            *cols,
+            func.count().label("n"),
+            func.coalesce(func.sum(case((late, 0), else_=1)), 0).label("on_time"),
+            func.coalesce(func.sum(case((and_(late, ~judged.c.done), 1), else_=0)), 0).label("late_open"),
+            func.avg(case((late, judged.c.late_days))).label("mean_late"),
+        ).select_from(judged)
+
+    def shape(row: Any) -> dict[str, Any]:
+        n, on_time = int(row.n), int(row.on_time)
+        return {
+            "po_lines_judged": n,
+            "on_time": on_time,
+            "late": n - on_time,
+            "late_still_open": int(row.late_open),
+            "on_time_rate": ratio(on_time, n),
+            "mean_days_late": _round(None if row.mean_late is None else float(row.mean_late)),
+        }
+
+    rows = conn.execute(q(judged.c.supplier).group_by(judged.c.supplier).order_by(judged.c.supplier)).all()
+    return {
+        "items": [{"supplier": row.supplier, **shape(row)} for row in rows],
+        "total": shape(conn.execute(q()).one()),
+    }
+
+
+# ---- the summary (API.md) -----------------------------------------------------------------------
+
+
+def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
+    """The headline figures of GET /reports/summary.
+
+    Pending figures are the lines waiting now, of orders placed in the period; lead time and
+    back-order wait as in `lead_times`; cancellations by the cancel's time; fill rate over orders
+    placed in the period.
+    """
+    cells = _age_cells(conn, f, now)
+    pending = _pending_total(conn, f, now, cells)
+    lead = _placed_to_dispatched(conn, f)["all"]
+    wait = _backorder_wait(conn, f)
+    cancelled = {row["reason"]: row["units"] for row in cancellations(conn, f)["items"]}
+    fill = fill_rate_total(conn, f)
+    return {
+        "pending_backorder_lines": pending["lines"],
+        "pending_backorder_units": pending["units"],
+        "pending_backorder_value": pending["value"],
+        "by_age_bucket": _by_age_bucket(cells),
+        "lead_time_hours": {"p50": lead["p50"], "p90": lead["p90"]},
+        "backorder_wait_hours": {"p50": wait["p50"], "p90": wait["p90"]},
+        "cancelled_units_by_reason": cancelled,
+        "fill_rate_at_placement": fill,
+    }
+
+
+def fill_rate_total(conn: Connection, f: Filters) -> float | None:
+    if _aligned(f):
+        rows = _placed_rows(conn, f)
+        return ratio(sum(int(r.taken) for r in rows), sum(int(r.ordered) for r in rows))
+    ordered, taken = conn.execute(
+        select(func.coalesce(func.sum(ol.c.qty), 0), func.coalesce(func.sum(_taken_at_placement()), 0)).where(
+            *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)
+        )
+    ).one()
+    return ratio(int(taken), int(ordered))
+
+
+# ---- metrics (GET /metrics) ---------------------------------------------------------------------
+
+SKU_PENDING_BUCKETS = (1, 5, 10, 50, 100, 500, 1000)
+
+
+def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
+    """The database's gauges and counters for Prometheus: a handful of grouped selects."""
+    by_age = _by_age_bucket(_age_cells(conn, Filters(), now))
+    sku_units = [
+        int(n)
+        for n in conn.execute(
+            select(
+                *(
+                    func.coalesce(func.sum(case((products.c.backordered <= b, 1), else_=0)), 0)
+                    for b in SKU_PENDING_BUCKETS
+                ),
+                func.count(),
+                func.coalesce(func.sum(products.c.backordered), 0),
+            ).where(products.c.backordered > 0)
+        ).one()
+    ]
+    alloc = {
+        src: (int(n), int(units or 0))
+        for src, n, units in conn.execute(
+            select(allocations.c.source, func.count(), func.sum(allocations.c.qty)).group_by(allocations.c.source)
+        )
+    }
+    n_receipts = int(conn.execute(select(func.count()).select_from(receipts)).scalar_one())
+    received = int(
+        conn.execute(
+            select(func.coalesce(func.sum(stock_movements.c.qty_delta), 0)).where(stock_movements.c.kind == "receipt")
+        ).scalar_one()
+    )
+    backlog = {
+        (kind, status): (int(n), oldest)
+        for kind, status, n, oldest in conn.execute(
+            select(outbox.c.kind, outbox.c.status, func.count(), func.min(outbox.c.created_at))
+            .where(outbox.c.status.in_(("pending", "dead")))
+            .group_by(outbox.c.kind, outbox.c.status)
+        )
+    }
+    oldest = [t for (_, status), (_, t) in backlog.items() if status == "pending" and t is not None]
+    batches, first_batch = conn.execute(select(func.count(), func.min(event_batches.c.at))).one()
+    return {
+        "event_batches": int(batches),
+        "event_batches_oldest_seconds": max(0.0, (now - first_batch).total_seconds()) if first_batch else 0.0,
+        "outbox": {key: n for key, (n, _) in backlog.items()},
+        "outbox_oldest_pending_seconds": max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0,
+        "pending_units_by_age": {k: v["units"] for k, v in by_age.items()},
+        "pending_lines_by_age": {k: v["lines"] for k, v in by_age.items()},
+        "sku_pending_le": list(zip(SKU_PENDING_BUCKETS, sku_units[: len(SKU_PENDING_BUCKETS)], strict=True)),
+        "sku_pending_count": sku_units[-2],
+        "sku_pending_sum": sku_units[-1],
+        "allocations": alloc,
+        "receipts": n_receipts,
+        "received_units": received,
+    }
+
+
+# ---- tables: the same figures as rows, for CSV and the CLI --------------------------------------
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level, keys joined with '.' (by_age_bucket.0-2.units)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out |= flatten(v, name + ".")
+        else:
+            out[name] = v
+    return out
+
+
+def as_table(name: str, data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """A report's rows: the items (flattened) for listings, metric/value pairs for the summary."""
+    if name == "summary":
+        return ["metric", "value"], [[k, v] for k, v in flatten(data).items()]
+    items: list[dict[str, Any]] = [flatten(i) for i in data["items"]]
+    columns = list(items[0]) if items else _empty_columns(name, data)
+    return columns, [[i.get(c) for c in columns] for i in items]
+
+
+def _empty_columns(name: str, data: Mapping[str, Any]) -> list[str]:
+    """The columns of a listing with no rows: its key, then the figures its total carries."""
+    first = {
+        "backorders": data.get("group_by", "key"),
+        "fill-rate": data.get("group_by", "key"),
+        "promise-accuracy": data.get("group_by", "key"),
+        "supplier-on-time": "supplier",
+        "cancellations": "reason",
+        "lead-times": "measure",
+    }[name]
+    return [first, *flatten(data.get("total", {})).keys()]
+
+
+def cell(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The rows as CSV; cells a spreadsheet would run as formulas are escaped (oms.csv_cells)."""
+    buf = io.StringIO()
+    w = csv_cells.Writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(row)
+    return buf.getvalue()
+
+
+ReportFn = Callable[[Connection], dict[str, Any]]
+
+
+def tune(conn: Connection) -> None:
+    """Settings for this read transaction only: room to sort and hash in memory, no JIT compile.
+
+    Reports sort a column of every line in the period for its percentiles; PostgreSQL's default
+    4 MB spills that to disk, and JIT compilation costs more than it saves at this size.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def run(name: str, f: Filters, now: datetime, group_by: str | None = None, limit: int = BREAKDOWN_LIMIT) -> ReportFn:
+    """The named report as a read-only query; group_by falls back to each report's default, `limit`
+    bounds the groups of the back-order breakdown."""
+    today = now.astimezone(UTC).date()
+    fn: ReportFn
+    match name:
+        case "summary":
+            fn = lambda c: summary(c, f, now)  # noqa: E731
+        case "backorders":
+            fn = lambda c: pending_backorders(c, f, now, group_by or "sku", limit)  # noqa: E731
+        case "lead-times":
+            fn = lambda c: lead_times(c, f)  # noqa: E731
+        case "cancellations":
+            fn = lambda c: cancellations(c, f)  # noqa: E731
+        case "fill-rate":
+            fn = lambda c: fill_rate(c, f, group_by or "day")  # noqa: E731
+        case "promise-accuracy":
+            fn = lambda c: promise_accuracy(c, f, today, group_by or "sku")  # noqa: E731
+        case "supplier-on-time":
+            fn = lambda c: supplier_on_time(c, f, today)  # noqa: E731
+        case _:
+            raise ValueError(name)
+
+    def tuned(conn: Connection) -> dict[str, Any]:
+        tune(conn)
+        return fn(conn)
+
+    return tuned

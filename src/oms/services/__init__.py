@@ -1,1 +1,0 @@
-"""Use cases: each public function is one transaction, run through Store.write or Store.read."""
