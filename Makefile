@@ -42,9 +42,10 @@ run: install ## Install, migrate, load demo data into a new store, print an admi
 	$(BIN)/oms serve --host $(HOST) --port $(PORT)
 
 .PHONY: lint
-lint: install ## Ruff and mypy on the package
+lint: install ## Ruff, mypy, and the import contracts (pyproject: layers, no cycles, a plain domain)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: browser
 browser: ## Install Debian's Chromium for the dashboard's browser tests (Playwright drives it)
