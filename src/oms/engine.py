@@ -68,6 +68,23 @@ class Product:
     version: int
     loaded: tuple[int, int, int] = (0, 0, 0)
 
+    @classmethod
+    def from_row(cls, r: Any, default_policy: BackorderPolicy) -> Product:
+        """The product as a products row holds it; `default_policy` applies when the row sets none."""
+        return cls(
+            sku=r.sku,
+            name=r.name,
+            unit_price=r.unit_price,
+            lead_time_days=r.lead_time_days,
+            stored_policy=r.backorder_policy,
+            policy=policy_from_json(r.backorder_policy) or default_policy,
+            on_hand=r.on_hand,
+            allocated=r.allocated,
+            backordered=r.backordered,
+            version=r.version,
+            loaded=(r.on_hand, r.allocated, r.backordered),
+        )
+
     @property
     def available(self) -> int:
         return max(0, self.on_hand - self.allocated)
@@ -310,19 +327,7 @@ def lock_products(ws: WorkingSet, skus: Iterable[str]) -> dict[str, Product]:
         if rows:
             ws.uow.saw_version(rows[0].settings_version)
         for r in rows:
-            ws.products[r.sku] = Product(
-                sku=r.sku,
-                name=r.name,
-                unit_price=r.unit_price,
-                lead_time_days=r.lead_time_days,
-                stored_policy=r.backorder_policy,
-                policy=policy_from_json(r.backorder_policy) or ws.uow.default_policy(),
-                on_hand=r.on_hand,
-                allocated=r.allocated,
-                backordered=r.backordered,
-                version=r.version,
-                loaded=(r.on_hand, r.allocated, r.backordered),
-            )
+            ws.products[r.sku] = Product.from_row(r, ws.uow.default_policy())
     return {s: ws.products[s] for s in sorted(set(skus)) if s in ws.products}
 
 

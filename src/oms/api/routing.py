@@ -80,19 +80,7 @@ def now() -> datetime:
 
 
 def policy(p: s.BackorderPolicyIn | None) -> BackorderPolicy | None:
-    if p is None:
-        return None
-    return BackorderPolicy(
-        mode=p.mode,
-        max_backorder_qty=p.max_backorder_qty,
-        max_qty_per_line=p.max_qty_per_line,
-        channels=tuple(p.channels),
-        preorder_ends_at=p.preorder_ends_at,
-        release_date=p.release_date,
-        auto_cancel_after_days=p.auto_cancel_after_days,
-    )
-
-
+    return p.to_policy() if p is not None else None
 
 
 def _id(value: Any) -> int:

@@ -13,7 +13,7 @@ from oms.domain import bounds
 from oms.domain.access import Role
 from oms.domain.allocation import RuleKey, Tier
 from oms.domain.fulfillment import CancelReason, ShipPolicy
-from oms.domain.policy import BackorderMode
+from oms.domain.policy import BackorderMode, BackorderPolicy
 
 MAX_QTY = 1_000_000
 MAX_LINES = 500
@@ -75,6 +75,17 @@ class BackorderPolicyIn(Body):
     preorder_ends_at: UtcTime | None = None
     release_date: Day | None = None
     auto_cancel_after_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = None
+
+    def to_policy(self) -> BackorderPolicy:
+        return BackorderPolicy(
+            mode=self.mode,
+            max_backorder_qty=self.max_backorder_qty,
+            max_qty_per_line=self.max_qty_per_line,
+            channels=tuple(self.channels),
+            preorder_ends_at=self.preorder_ends_at,
+            release_date=self.release_date,
+            auto_cancel_after_days=self.auto_cancel_after_days,
+        )
 
 
 class ProductIn(Body):

@@ -179,5 +179,3 @@ def adjust(
     body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
 ) -> dict[str, Any]:
     return write(request, who, lambda uow: catalog.adjust_stock(uow, body.sku, body.qty_delta, body.reason))
-
-

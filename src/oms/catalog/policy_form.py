@@ -61,15 +61,4 @@ def parse_policy(form: dict[str, Any]) -> tuple[BackorderPolicy | None, FormErro
         p = s.BackorderPolicyIn.model_validate(body)
     except ValidationError as exc:
         return None, validation_errors(exc)
-    return (
-        BackorderPolicy(
-            mode=p.mode,
-            max_backorder_qty=p.max_backorder_qty,
-            max_qty_per_line=p.max_qty_per_line,
-            channels=tuple(p.channels),
-            preorder_ends_at=p.preorder_ends_at,
-            release_date=p.release_date,
-            auto_cancel_after_days=p.auto_cancel_after_days,
-        ),
-        FormErrors(),
-    )
+    return p.to_policy(), FormErrors()

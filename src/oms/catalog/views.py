@@ -10,9 +10,8 @@ from sqlalchemy import (
 )
 
 from oms.domain.allocation import SortField
-from oms.domain.errors import NotFound
 from oms.formats import money
-from oms.store.paging import page
+from oms.store.paging import one_row, page
 from oms.store.reads import default_policy, incoming_by_sku, policy_from_json, policy_to_json, stock_json
 from oms.store.tables import (
     customers,
@@ -21,9 +20,7 @@ from oms.store.tables import (
 
 
 def product_view(conn: Connection, sku: str) -> dict[str, Any]:
-    row = conn.execute(select(products).where(products.c.sku == sku)).first()
-    if row is None:
-        raise NotFound(f"No product with SKU '{sku}'.")
+    row = one_row(conn, products, f"No product with SKU '{sku}'.", sku=sku)
     incoming = incoming_by_sku(conn, [sku]).get(sku, 0)
     policy = policy_from_json(row.backorder_policy)
     return product_json(row, policy_to_json(policy) if policy else None, policy or default_policy(conn), incoming)
@@ -50,7 +47,5 @@ def list_products(conn: Connection, limit: int, cursor: str | None) -> dict[str,
 
 
 def customer_view(conn: Connection, customer_id: str) -> dict[str, Any]:
-    row = conn.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
-    if row is None:
-        raise NotFound(f"No customer '{customer_id}'.")
+    row = one_row(conn, customers, f"No customer '{customer_id}'.", customer_id=customer_id)
     return {"customer_id": row.customer_id, "name": row.name, "email": row.email, "tier": row.tier}

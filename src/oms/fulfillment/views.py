@@ -12,9 +12,8 @@ from sqlalchemy import (
 )
 
 from oms.domain.allocation import SortField
-from oms.domain.errors import NotFound
 from oms.formats import rfc3339
-from oms.store.paging import page
+from oms.store.paging import one_row, page, where_equal
 from oms.store.tables import (
     shipment_lines,
     shipments,
@@ -50,12 +49,7 @@ def shipment_json(head: Any, lines: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def shipment_view(conn: Connection, shipment_id: int, channel: str | None = None) -> dict[str, Any]:
-    q = select(shipments).where(shipments.c.id == shipment_id)
-    if channel is not None:
-        q = q.where(shipments.c.channel == channel)
-    head = conn.execute(q).first()
-    if head is None:
-        raise NotFound(f"No shipment {shipment_id}.")
+    head = one_row(conn, shipments, f"No shipment {shipment_id}.", channel, id=shipment_id)
     return _shipment_dicts(conn, [head])[0]
 
 
@@ -68,12 +62,6 @@ def list_shipments(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    q = select(shipments)
-    if status:
-        q = q.where(shipments.c.status == status)
-    if channel:
-        q = q.where(shipments.c.channel == channel)
-    if order_number:
-        q = q.where(shipments.c.order_number == order_number)
+    q = where_equal(select(shipments), shipments, status=status, channel=channel, order_number=order_number)
     rows, nxt = page(conn, q, shipments, [SortField("id")], limit, cursor)
     return {"items": _shipment_dicts(conn, rows), "next_cursor": nxt}

@@ -163,5 +163,3 @@ def list_backorders(
             ),
         ),
     )
-
-

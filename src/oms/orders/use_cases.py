@@ -29,7 +29,7 @@ from oms.domain.fulfillment import (
     plan_cancel,
     reason_code_of,
 )
-from oms.domain.policy import LineRequest, SkuStock, decide_placement, policy_from_json
+from oms.domain.policy import LineRequest, SkuStock, decide_placement
 from oms.engine import Line, Order, Product, WorkingSet, request_hash
 from oms.store.bulk import insert_rows, update_rows
 from oms.store.queue import order_by
@@ -246,19 +246,7 @@ def _lock_stock_and_customer(ws: WorkingSet, skus: list[str], customer_id: str) 
     if rows:
         ws.uow.saw_version(rows[0].settings_version)
     for r in rows:
-        ws.products[r.sku] = Product(
-            sku=r.sku,
-            name=r.name,
-            unit_price=r.unit_price,
-            lead_time_days=r.lead_time_days,
-            stored_policy=r.backorder_policy,
-            policy=policy_from_json(r.backorder_policy) or ws.uow.default_policy(),
-            on_hand=r.on_hand,
-            allocated=r.allocated,
-            backordered=r.backordered,
-            version=r.version,
-            loaded=(r.on_hand, r.allocated, r.backordered),
-        )
+        ws.products[r.sku] = Product.from_row(r, ws.uow.default_policy())
     if len(rows) == len(skus):
         return Tier(rows[0].tier)
     # Something is unknown: say everything that is, at once.

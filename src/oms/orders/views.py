@@ -28,9 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from oms.domain.allocation import SortField, sort_fields
-from oms.domain.errors import NotFound
 from oms.formats import iso_date, money, rfc3339
-from oms.store.paging import page
+from oms.store.paging import one_row, page, where_equal
 from oms.store.queue import after_levels, before_levels, level_pair_guard
 from oms.store.reads import allocation_rule
 from oms.store.tables import (
@@ -84,12 +83,7 @@ def order_json(head: Any, lines: Sequence[Any] | None = None) -> dict[str, Any]:
 
 
 def order_view(conn: Connection, order_number: str, channel: str | None = None) -> dict[str, Any]:
-    q = select(orders).where(orders.c.order_number == order_number)
-    if channel is not None:
-        q = q.where(orders.c.channel == channel)
-    head = conn.execute(q).first()
-    if head is None:
-        raise NotFound(f"No order '{order_number}'.")
+    head = one_row(conn, orders, f"No order '{order_number}'.", channel, order_number=order_number)
     return _order_dicts(conn, [head])[0]
 
 
@@ -103,13 +97,7 @@ def list_orders(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    q = select(orders)
-    if status:
-        q = q.where(orders.c.status == status)
-    if channel:
-        q = q.where(orders.c.channel == channel)
-    if customer_id:
-        q = q.where(orders.c.customer_id == customer_id)
+    q = where_equal(select(orders), orders, status=status, channel=channel, customer_id=customer_id)
     if sku:
         q = q.where(orders.c.id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == sku)))
     fields = [SortField("placed_at", descending=False), SortField("id")]
@@ -318,5 +306,3 @@ def _positions_statement(fields: tuple[SortField, ...], dialect: str) -> Any:
         pairs.join(me, me.c.id == pairs.c.me_id).join(pv, pv.c.id == pairs.c.pv_id)
     )
     return union_all(firsts, follows)
-
-

@@ -157,5 +157,3 @@ def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(requir
 def shortfall(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     _no_channel(who)
     return read(request, po_views.shortfall)
-
-

@@ -14,10 +14,9 @@ from sqlalchemy import (
 )
 
 from oms.domain.allocation import SortField
-from oms.domain.errors import NotFound
 from oms.domain.eta import late_supply_date
 from oms.formats import iso_date, rfc3339
-from oms.store.paging import page
+from oms.store.paging import one_row, page, where_equal
 from oms.store.tables import (
     po_lines,
     products,
@@ -65,9 +64,7 @@ def po_json(head: Any, lines: Sequence[Any], today: date) -> dict[str, Any]:
 
 
 def po_view(conn: Connection, po_number: str, today: date) -> dict[str, Any]:
-    head = conn.execute(select(purchase_orders).where(purchase_orders.c.po_number == po_number)).first()
-    if head is None:
-        raise NotFound(f"No purchase order '{po_number}'.")
+    head = one_row(conn, purchase_orders, f"No purchase order '{po_number}'.", po_number=po_number)
     return _po_dicts(conn, [head], today)[0]
 
 
@@ -81,9 +78,7 @@ def list_pos(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    q = select(purchase_orders)
-    if status:
-        q = q.where(purchase_orders.c.status == status)
+    q = where_equal(select(purchase_orders), purchase_orders, status=status)
     if sku:
         q = q.where(purchase_orders.c.id.in_(select(po_lines.c.po_id).where(po_lines.c.sku == sku)))
     late = select(po_lines.c.po_id).where(
@@ -154,5 +149,3 @@ def shortfall(conn: Connection, today: date | None = None) -> dict[str, Any]:
             }
         )
     return {"items": items}
-
-

@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 from oms.domain import bounds
 from oms.domain.allocation import SortField
-from oms.domain.errors import Invalid
+from oms.domain.errors import Invalid, NotFound
 from oms.store.queue import after, after_levels, order_by
 from oms.store.types import Money as MoneyType
 from oms.store.types import UTCDateTime
@@ -139,3 +139,17 @@ def page(
     return rows, nxt
 
 
+def where_equal(q: Select[Any], table: Any, **values: Any) -> Select[Any]:
+    """`q` narrowed to rows whose columns equal the values given; an empty value does not narrow."""
+    for name, value in values.items():
+        if value:
+            q = q.where(table.c[name] == value)
+    return q
+
+
+def one_row(conn: Connection, table: Any, missing: str, channel: str | None = None, **key: Any) -> Any:
+    """The row of `table` with that key (and that channel, when a caller is scoped to one), or NotFound(missing)."""
+    row = conn.execute(where_equal(select(table), table, **key, channel=channel)).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
