@@ -207,16 +207,22 @@ def _write_po(ws: WorkingSet, po: PurchaseOrder) -> None:
         po.loaded = (po.status, po.version)
 
 
+def _lock_open_po(ws: WorkingSet, po_number: str, doing: str) -> PurchaseOrder:
+    """Lock the purchase order; refuse (409) unless it is open."""
+    po = lock_po(ws, po_number)
+    if po.status != "open":
+        raise Conflict(
+            f"Purchase order {po_number} is {po.status}; only open ones can {doing}.",
+            [{"field": "status", "value": po.status, "reason": "not open"}],
+        )
+    return po
+
+
 def patch_po(uow: UnitOfWork, po_number: str, changes: list[PoLineChange]) -> PurchaseOrder:
     """Move expected dates or change quantities; never below what was received."""
     _refuse_repeated_skus([c.sku for c in changes], "lines[].sku")
     ws = WorkingSet(uow)
-    po = lock_po(ws, po_number)
-    if po.status != "open":
-        raise Conflict(
-            f"Purchase order {po_number} is {po.status}; only open ones change.",
-            [{"field": "status", "value": po.status, "reason": "not open"}],
-        )
+    po = _lock_open_po(ws, po_number, "change")
     lines = {line.sku: line for line in po.lines}
     problems: list[dict[str, Any]] = [
         {"field": "lines[].sku", "sku": c.sku, "reason": "not on this purchase order"}
@@ -267,12 +273,7 @@ def patch_po(uow: UnitOfWork, po_number: str, changes: list[PoLineChange]) -> Pu
 
 def cancel_po(uow: UnitOfWork, po_number: str) -> PurchaseOrder:
     ws = WorkingSet(uow)
-    po = lock_po(ws, po_number)
-    if po.status != "open":
-        raise Conflict(
-            f"Purchase order {po_number} is {po.status}; only open ones can be cancelled.",
-            [{"field": "status", "value": po.status, "reason": "not open"}],
-        )
+    po = _lock_open_po(ws, po_number, "be cancelled")
     po.status = "cancelled"
     po.version += 1
     for line in po.lines:
