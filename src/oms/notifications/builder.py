@@ -30,12 +30,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, text
 
 from oms.engine import parse_json
+from oms.formats import rfc3339
 from oms.store.bulk import chunks, insert_rows
 from oms.store.db import Store
 from oms.store.tables import (
@@ -96,10 +97,6 @@ def new_message_id() -> str:
         _last_ns = max(_last_ns + 1, time.time_ns())
         stamp = _last_ns
     return f"msg_{stamp:016x}{uuid.uuid4().hex[:16]}"
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_notifications(store: Store, max_batches: int = BATCHES_PER_ROUND) -> int:

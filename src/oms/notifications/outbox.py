@@ -10,8 +10,9 @@ from sqlalchemy import Connection, insert, select, update
 
 from oms.domain.allocation import SortField
 from oms.domain.errors import Conflict, Invalid, NotFound
+from oms.formats import rfc3339
 from oms.notifications import targets
-from oms.notifications.builder import WEBHOOK_EVENT_TYPES, rfc3339
+from oms.notifications.builder import WEBHOOK_EVENT_TYPES
 from oms.store.paging import page
 from oms.store.tables import outbox, webhook_deliveries, webhook_subscriptions
 from oms.store.uow import UnitOfWork
