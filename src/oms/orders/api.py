@@ -53,10 +53,9 @@ async def place_order(
         priority=body.priority,
         body=body.model_dump(mode="json", exclude_unset=True),
     )
-    return await run_in_threadpool(
-        answered,
-        lambda: write(request, who, _shaped(lambda uow: orders.place_order(uow, cmd), _placed), created_or_found),
-    )
+    skus = sorted({line.sku for line in body.lines})  # this process's orders for a SKU queue for it in arrival order
+    use_case = _shaped(lambda uow: orders.place_order(uow, cmd), _placed)
+    return await run_in_threadpool(answered, lambda: write(request, who, use_case, created_or_found, skus))
 
 
 def _placed(p: orders.PlacedOrder) -> tuple[dict[str, Any], bool]:
