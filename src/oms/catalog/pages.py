@@ -6,28 +6,26 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
 
-from oms.access.users import User
 from oms.catalog import use_cases as catalog
 from oms.catalog import views as catalog_views
 from oms.catalog.policy_form import MODES, parse_policy, policy_form
-from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.http import status_of
 from oms.orders import views as order_views
 from oms.store.uow import UnitOfWork, utcnow
-from oms.web.auth import require_user
+from oms.web.auth import CatalogueEditor, Reader
 from oms.web.queries import next_supply
-from oms.web.render import FormErrors, domain_errors, flash, form_data, read, redirect, render, write
+from oms.web.render import FormErrors, PostedForm, domain_errors, flash, read, redirect, render, write
 
 router = APIRouter()
 
 
 @router.get("/products", response_class=HTMLResponse)
-def product_list(request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+def product_list(request: Request, user: Reader) -> Response:
     sku = request.query_params.get("sku", "").strip()
     if sku:
         return redirect("/products/" + quote(sku, safe=""))
@@ -66,15 +64,15 @@ def _page(
 
 
 @router.get("/products/{sku:path}", response_class=HTMLResponse)
-def product_page(sku: str, request: Request, user: User = Depends(require_user(Action.READ))) -> HTMLResponse:
+def product_page(sku: str, request: Request, user: Reader) -> HTMLResponse:
     return _page(request, sku)
 
 
 @router.post("/product-actions/policy", response_class=HTMLResponse)
 def set_policy(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.CATALOGUE)),
+    form: PostedForm,
+    user: CatalogueEditor,
 ) -> Response:
     sku = str(form.get("sku", ""))
     use_default = bool(form.get("use_default"))

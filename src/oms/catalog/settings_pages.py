@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from oms.access.users import User
 from oms.catalog import rule_preview
 from oms.catalog import use_cases as catalog
 from oms.catalog.policy_form import MODES, parse_policy, policy_form
-from oms.domain.access import Action
 from oms.domain.allocation import RuleKey
 from oms.domain.errors import DomainError
 from oms.http import status_of
 from oms.store import reads as common
-from oms.web.auth import require_user
-from oms.web.render import FormErrors, as_list, domain_errors, dry_run, flash, form_data, read, redirect, render, write
+from oms.web.auth import SettingsEditor
+from oms.web.render import (
+    FormErrors,
+    PostedForm,
+    as_list,
+    domain_errors,
+    dry_run,
+    flash,
+    read,
+    redirect,
+    render,
+    write,
+)
 
 router = APIRouter()
 KEY_HELP = {
@@ -68,7 +77,7 @@ def _page(
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, user: User = Depends(require_user(Action.SETTINGS))) -> HTMLResponse:
+def settings_page(request: Request, user: SettingsEditor) -> HTMLResponse:
     current, _ = _current(request)
     order = current + [k.value for k in RuleKey if k.value not in current]
     return _page(request, order, current)
@@ -89,8 +98,8 @@ def _reorder(order: list[str], move: str) -> list[str]:
 @router.post("/settings/rule", response_class=HTMLResponse)
 def rule(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.SETTINGS)),
+    form: PostedForm,
+    user: SettingsEditor,
 ) -> Response:
     known = [k.value for k in RuleKey]
     order = [k for k in dict.fromkeys(as_list(form.get("key[]"))) if k in known]
@@ -114,8 +123,8 @@ def rule(
 @router.post("/settings/policy", response_class=HTMLResponse)
 def default_policy(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.SETTINGS)),
+    form: PostedForm,
+    user: SettingsEditor,
 ) -> Response:
     current, _ = _current(request)
     order = current + [k.value for k in RuleKey if k.value not in current]

@@ -10,16 +10,14 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from oms.access.users import User
 from oms.api import schemas as s
 from oms.domain import bounds
-from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.fulfillment import use_cases as fulfillment
 from oms.fulfillment import views as shipment_views
 from oms.http import status_of
 from oms.store.uow import UnitOfWork
-from oms.web.auth import require_user
+from oms.web.auth import Fulfiller
 from oms.web.queries import SHIPMENT_COLUMNS
 from oms.web.render import (
     FormErrors,
@@ -74,7 +72,7 @@ def _board(request: Request, errors: FormErrors | None = None, form: Any = None,
 
 
 @router.get("/fulfillment", response_class=HTMLResponse)
-def board(request: Request, user: User = Depends(require_user(Action.FULFIL))) -> HTMLResponse:
+def board(request: Request, user: Fulfiller) -> HTMLResponse:
     return _board(request)
 
 
@@ -86,8 +84,8 @@ def _advance_all(uow: UnitOfWork, ids: list[int], carrier: str | None, tracking:
 @router.post("/fulfillment/advance", response_class=HTMLResponse)
 def advance(
     request: Request,
+    user: Fulfiller,
     form: dict[str, Any] = Depends(form_fields("id")),
-    user: User = Depends(require_user(Action.FULFIL)),
 ) -> Response:
     one = str(form.get("one", ""))
     picked = [one] if one else as_list(form.get("id"))

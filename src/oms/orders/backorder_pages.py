@@ -15,16 +15,14 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from oms import csv_cells
-from oms.access.users import User
 from oms.api import schemas as s
-from oms.domain.access import Action
 from oms.domain.allocation import Tier
 from oms.domain.errors import DomainError
 from oms.http import status_of
 from oms.orders import use_cases as orders
 from oms.orders import views as order_views
 from oms.store.uow import UnitOfWork, utcnow
-from oms.web.auth import require_user
+from oms.web.auth import OrderChanger, Reader
 from oms.web.render import (
     FormErrors,
     as_list,
@@ -137,7 +135,7 @@ def _page(
 
 
 @router.get("/backorders", response_class=HTMLResponse)
-def backorders(request: Request, user: User = Depends(require_user(Action.READ))) -> HTMLResponse:
+def backorders(request: Request, user: Reader) -> HTMLResponse:
     return _page(request, request.query_params)
 
 
@@ -146,7 +144,7 @@ def _csv_page(args: dict[str, Any], now: datetime) -> Callable[[Connection], dic
 
 
 @router.get("/backorders.csv")
-def backorders_csv(request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+def backorders_csv(request: Request, user: Reader) -> Response:
     """Every row the filters select (all pages, streamed), not just the page on screen."""
     _, kw, errors = parse_filters(request.query_params)
     if errors:
@@ -191,8 +189,8 @@ def _selected(values: list[str]) -> dict[str, list[int]]:
 @router.post("/backorders/action", response_class=HTMLResponse)
 def backorders_action(
     request: Request,
+    user: OrderChanger,
     form: dict[str, Any] = Depends(form_fields("line")),
-    user: User = Depends(require_user(Action.CHANGE_ORDER)),
 ) -> Response:
     back = str(form.get("back", ""))
     params = dict(parse_qsl(back))

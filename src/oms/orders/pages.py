@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from oms.access.users import User
 from oms.api import schemas as s
-from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.fulfillment import views as shipment_views
 from oms.http import status_of
@@ -20,12 +18,12 @@ from oms.orders import use_cases as orders
 from oms.orders import views as order_views
 from oms.orders.explain import explain
 from oms.store.reads import stock_by_sku
-from oms.web.auth import require_user
+from oms.web.auth import OrderChanger, Reader
 from oms.web.render import (
     FormErrors,
+    PostedForm,
     domain_errors,
     flash,
-    form_data,
     read,
     redirect,
     render,
@@ -39,7 +37,7 @@ STATUSES = ("backordered", "in_fulfillment", "dispatched", "cancelled")
 
 
 @router.get("/orders", response_class=HTMLResponse)
-def order_list(request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+def order_list(request: Request, user: Reader) -> Response:
     q = request.query_params
     number = q.get("order_number", "").strip()
     if number:
@@ -88,15 +86,15 @@ def _page(
 
 
 @router.get("/orders/{order_number:path}", response_class=HTMLResponse)
-def order_page(order_number: str, request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+def order_page(order_number: str, request: Request, user: Reader) -> Response:
     return _page(request, order_number)
 
 
 @router.post("/order-actions/cancel", response_class=HTMLResponse)
 def cancel(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.CHANGE_ORDER)),
+    form: PostedForm,
+    user: OrderChanger,
 ) -> Response:
     order_number = str(form.get("order_number", ""))
     lines = []
@@ -131,8 +129,8 @@ def cancel(
 @router.post("/order-actions/priority", response_class=HTMLResponse)
 def priority(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.CHANGE_ORDER)),
+    form: PostedForm,
+    user: OrderChanger,
 ) -> Response:
     order_number = str(form.get("order_number", ""))
     try:

@@ -8,27 +8,25 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from oms.access.users import User
 from oms.api import schemas as s
-from oms.domain.access import Action
 from oms.domain.errors import DomainError
 from oms.http import status_of
 from oms.replenishment import preview
 from oms.replenishment import use_cases as replenishment
 from oms.replenishment import views as po_views
 from oms.store.reads import utcnow
-from oms.web.auth import require_user
+from oms.web.auth import Purchaser
 from oms.web.render import (
     FormErrors,
+    PostedForm,
     as_list,
     domain_errors,
     dry_run,
     flash,
-    form_data,
     read,
     redirect,
     render,
@@ -84,7 +82,7 @@ def _row_errors(errors: FormErrors, rows: list[dict[str, str]], origin: list[int
 
 
 @router.get("/purchasing", response_class=HTMLResponse)
-def po_list(request: Request, user: User = Depends(require_user(Action.PURCHASE))) -> HTMLResponse:
+def po_list(request: Request, user: Purchaser) -> HTMLResponse:
     return _po_page(request)
 
 
@@ -122,8 +120,8 @@ def _po_page(request: Request, status: int = 200, errors: FormErrors | None = No
 @router.post("/purchasing/dates", response_class=HTMLResponse)
 def change_dates(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.PURCHASE)),
+    form: PostedForm,
+    user: Purchaser,
 ) -> Response:
     po_number = str(form.get("po_number", ""))
     changes = [
@@ -159,7 +157,7 @@ def change_dates(
 
 
 @router.get("/purchasing/new", response_class=HTMLResponse)
-def new_po(request: Request, user: User = Depends(require_user(Action.PURCHASE))) -> HTMLResponse:
+def new_po(request: Request, user: Purchaser) -> HTMLResponse:
     q = request.query_params
     prefill = {"sku[]": q.get("sku", ""), "qty[]": q.get("qty", ""), "expected_date[]": ""}
     return render(request, "po_new.html", form={}, rows=_rows(prefill, ("sku", "qty", "expected_date")))
@@ -168,8 +166,8 @@ def new_po(request: Request, user: User = Depends(require_user(Action.PURCHASE))
 @router.post("/purchasing/new", response_class=HTMLResponse)
 def create_po(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.PURCHASE)),
+    form: PostedForm,
+    user: Purchaser,
 ) -> Response:
     rows = _rows(form, ("sku", "qty", "expected_date"))
     lines, origin = _lines(rows)
@@ -200,7 +198,7 @@ def create_po(
 
 
 @router.get("/purchasing/receive", response_class=HTMLResponse)
-def receive_form(request: Request, user: User = Depends(require_user(Action.PURCHASE))) -> HTMLResponse:
+def receive_form(request: Request, user: Purchaser) -> HTMLResponse:
     po_number = request.query_params.get("po", "").strip()
     form: dict[str, Any] = {"po_number": po_number, "sku[]": [], "qty[]": []}
     if po_number:
@@ -219,8 +217,8 @@ def _digest(body: dict[str, Any]) -> str:
 @router.post("/purchasing/receive", response_class=HTMLResponse)
 def receive(
     request: Request,
-    form: dict[str, Any] = Depends(form_data),
-    user: User = Depends(require_user(Action.PURCHASE)),
+    form: PostedForm,
+    user: Purchaser,
 ) -> Response:
     """Preview first (the real receive_goods, rolled back); confirm books exactly what was previewed."""
     rows = _rows(form, ("sku", "qty"))
@@ -276,6 +274,6 @@ def receive(
 
 
 @router.get("/purchasing/shortfall", response_class=HTMLResponse)
-def shortfall(request: Request, user: User = Depends(require_user(Action.PURCHASE))) -> HTMLResponse:
+def shortfall(request: Request, user: Purchaser) -> HTMLResponse:
     data = read(request, po_views.shortfall)
     return render(request, "shortfall.html", items=data["items"])

@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
 
 from oms.access.users import User
-from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
 from oms.store.reads import utcnow
-from oms.web.auth import require_user
+from oms.web.auth import Reader
 from oms.web.errors import WebError
 from oms.web.render import FormErrors, read, render
 
@@ -69,7 +68,7 @@ def _figures(f: reports.Filters, group_by: str, period: str) -> Any:
 
 
 @router.get("/reports", response_class=HTMLResponse)
-def reports_page(request: Request, user: User = Depends(require_user(Action.READ))) -> HTMLResponse:
+def reports_page(request: Request, user: Reader) -> HTMLResponse:
     _no_channel_users(user)
     echo, f, errors = _filters(request.query_params)
     data = read(request, _figures(f, echo["group_by"], echo["period"])) if f is not None else None
@@ -88,7 +87,7 @@ def reports_page(request: Request, user: User = Depends(require_user(Action.READ
 
 
 @router.get("/reports/{name}.csv")
-def report_csv(name: str, request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
+def report_csv(name: str, request: Request, user: Reader) -> Response:
     """One report as CSV over the page's filters: the same rows as the API's ?format=csv."""
     _no_channel_users(user)
     if name not in reports.REPORTS:

@@ -10,7 +10,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -139,6 +139,15 @@ def require_user(action: Action) -> Callable[[User], User]:
         return user
 
     return dependency
+
+
+# The signed-in person, allowed one action: a page's `user: Reader` asks for it (else login or 403).
+Reader = Annotated[User, Depends(require_user(Action.READ))]
+OrderChanger = Annotated[User, Depends(require_user(Action.CHANGE_ORDER))]
+Fulfiller = Annotated[User, Depends(require_user(Action.FULFIL))]
+Purchaser = Annotated[User, Depends(require_user(Action.PURCHASE))]
+CatalogueEditor = Annotated[User, Depends(require_user(Action.CATALOGUE))]
+SettingsEditor = Annotated[User, Depends(require_user(Action.SETTINGS))]
 
 
 def may(user: User | None, action: Action | str) -> bool:

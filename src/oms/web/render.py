@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -161,6 +161,7 @@ def form_fields(*lists: str) -> Callable[[Request], Awaitable[dict[str, Any]]]:
 
 
 form_data = form_fields()  # a form whose every field is sent once
+PostedForm = Annotated[dict[str, Any], Depends(form_data)]  # a handler's `form: PostedForm`
 
 
 def as_list(value: Any) -> list[str]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from oms.access.throttle import SignInThrottle, Wait, forget_attempts
@@ -14,7 +13,7 @@ from oms.access.users import authenticate, end_session, start_session
 from oms.store.reads import utcnow
 from oms.store.uow import UnitOfWork
 from oms.web.auth import SESSION_TOKEN, signed_in_user
-from oms.web.render import form_data, redirect, render, store_of
+from oms.web.render import PostedForm, redirect, render, store_of
 
 router = APIRouter()
 
@@ -34,7 +33,7 @@ def login_page(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Response:
+def login(request: Request, form: PostedForm) -> Response:
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = _safe_next(form.get("next"))
