@@ -90,10 +90,7 @@ def disable_user(conn: Connection, username: str) -> bool:
         .values(disabled_at=utcnow())
         .returning(users.c.id)
     ).first()
-    if done is None:
-        return False
-    end_sessions(conn, done.id)
-    return True
+    return _ended_sessions(conn, done)
 
 
 def set_password(conn: Connection, username: str, password: str) -> bool:
@@ -107,10 +104,7 @@ def set_password(conn: Connection, username: str, password: str) -> bool:
         .values(password_hash=_hasher.hash(password))
         .returning(users.c.id)
     ).first()
-    if done is None:
-        return False
-    end_sessions(conn, done.id)
-    return True
+    return _ended_sessions(conn, done)
 
 
 def authenticate(conn: Connection, username: str, password: str) -> User | None:
@@ -164,3 +158,11 @@ def end_session(conn: Connection, token: str) -> None:
 def end_sessions(conn: Connection, user_id: int) -> None:
     """End every session of the user, on every device."""
     conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+
+
+def _ended_sessions(conn: Connection, changed: Any) -> bool:
+    """End every session of the user a change found (False: it found none)."""
+    if changed is None:
+        return False
+    end_sessions(conn, changed.id)
+    return True

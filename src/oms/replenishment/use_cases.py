@@ -218,6 +218,16 @@ def _lock_open_po(ws: WorkingSet, po_number: str, doing: str) -> PurchaseOrder:
     return po
 
 
+def _redate_and_write(ws: WorkingSet, po: PurchaseOrder, skus: list[str]) -> PurchaseOrder:
+    """After a PO's supply changed: re-date the waiting lines of its SKUs, then write the PO and the lines."""
+    supplies = _po_supplies(ws, po, skus)
+    engine.read_queues(ws, skus)
+    engine.redate(ws, skus, supplies)
+    _write_po(ws, po)
+    engine.flush(ws)
+    return po
+
+
 def patch_po(uow: UnitOfWork, po_number: str, changes: list[PoLineChange]) -> PurchaseOrder:
     """Move expected dates or change quantities; never below what was received."""
     _refuse_repeated_skus([c.sku for c in changes], "lines[].sku")
@@ -263,12 +273,7 @@ def patch_po(uow: UnitOfWork, po_number: str, changes: list[PoLineChange]) -> Pu
         po_number=po_number,
     )
     skus = sorted({c.sku for c in changes})
-    supplies = _po_supplies(ws, po, skus)
-    engine.read_queues(ws, skus)
-    engine.redate(ws, skus, supplies)
-    _write_po(ws, po)
-    engine.flush(ws)
-    return po
+    return _redate_and_write(ws, po, skus)
 
 
 def cancel_po(uow: UnitOfWork, po_number: str) -> PurchaseOrder:
@@ -280,12 +285,7 @@ def cancel_po(uow: UnitOfWork, po_number: str) -> PurchaseOrder:
         line.open = 0
     uow.event("po_cancelled", {}, po_number=po_number)
     skus = sorted({line.sku for line in po.lines})
-    supplies = _po_supplies(ws, po, skus)
-    engine.read_queues(ws, skus)
-    engine.redate(ws, skus, supplies)
-    _write_po(ws, po)
-    engine.flush(ws)
-    return po
+    return _redate_and_write(ws, po, skus)
 
 
 @dataclass(frozen=True)
