@@ -15,6 +15,7 @@ from oms.orders import backorder_pages as backorders
 from oms.orders import use_cases as orders
 from oms.orders import views as order_views
 from oms.replenishment import views as po_views
+from oms.replenishment.pages import VIEWS
 from oms.store.db import Store
 from oms.store.uow import UnitOfWork as Ctx
 
@@ -240,6 +241,26 @@ def test_expected_dates_are_edited_in_place_and_waiting_lines_re_dated(admin: Br
     po = seeded.read(lambda c: po_views.po_view(c, "PO-S1", date.today()))
     assert po["lines"][0]["expected_date"] == later.isoformat()
     assert seeded.read(lambda c: order_views.order_view(c, "SO-S1"))["lines"][0]["eta"] == later.isoformat()
+
+
+def test_each_purchasing_view_lists_the_purchase_orders_it_names(admin: Browser, seeded: Store) -> None:
+    listed = {view: "PO-S1" in admin.get(f"/purchasing?view={view}").text for view in VIEWS}
+    assert listed == {"open": True, "overdue": False, "received": False, "cancelled": False, "all": True}
+    assert "PO-S1" in admin.get("/purchasing?view=all&sku=STOVE-X").text
+    assert "PO-S1" not in admin.get("/purchasing?view=all&sku=MUG-1").text
+    r = admin.get("/purchasing?view=open&cursor=not-a-cursor")  # a bad cursor starts the listing again
+    assert r.status_code == 200 and "PO-S1" in r.text
+
+
+def test_expected_dates_unchanged_or_malformed_change_nothing(admin: Browser, seeded: Store) -> None:
+    same = {"po_number": "PO-S1", "date:STOVE-X": PO_DATE.isoformat(), "orig:STOVE-X": PO_DATE.isoformat(), "back": ""}
+    assert "no date changed" in admin.post("/purchasing/dates", same).text
+    r = admin.post("/purchasing/dates", {**same, "date:STOVE-X": "2027-13-45"})
+    assert r.status_code == 422 and "enter dates as YYYY-MM-DD" in r.text
+    r = admin.post("/purchasing/dates", {**same, "po_number": "PO-NONE", "date:STOVE-X": "2099-01-01"})
+    assert r.status_code == 404
+    po = seeded.read(lambda c: po_views.po_view(c, "PO-S1", date.today()))
+    assert po["lines"][0]["expected_date"] == PO_DATE.isoformat()
 
 
 def test_a_receipt_is_previewed_without_booking_then_confirmed(admin: Browser, seeded: Store) -> None:
