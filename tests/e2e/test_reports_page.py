@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from oms.reports import queries as reports
+from oms.reports.tables import as_table, to_csv
 
 from .conftest import Server, shot, sign_in
 
@@ -67,5 +68,5 @@ def test_a_report_downloads_as_the_same_csv_the_api_gives(page: Page, server: Se
         page.locator("#bo-h a", has_text="CSV").click()
     body = open(caught.value.path(), encoding="utf-8").read()  # noqa: SIM115
     data = server.store.read(reports.run("backorders", reports.Filters(), datetime.now(UTC), "tier"))
-    assert body == reports.to_csv(*reports.as_table("backorders", data))
+    assert body == to_csv(*as_table("backorders", data))
     assert body.splitlines()[0].startswith("tier,lines,units,value,oldest_age_days")

@@ -43,6 +43,7 @@ from oms.replenishment import views as po_views
 from oms.reports import pages as web_reports
 from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.tables import as_table, to_csv
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, settings, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -204,9 +205,7 @@ def test_every_report_in_every_form_reads_the_same_through_the_read_only_role(
     for label, query in report_calls():
         data = same(store, reader, query, label)
         name = label.split()[0]
-        assert reports.to_csv(*reports.as_table(name, data)) == store.read(
-            lambda c, q=query, n=name: reports.to_csv(*reports.as_table(n, q(c)))
-        )
+        assert to_csv(*as_table(name, data)) == store.read(lambda c, q=query, n=name: to_csv(*as_table(n, q(c))))
     backorders = reader.read(reports.run("backorders", reports.Filters(), NOW, "customer", 1))
     assert (backorders["groups"], len(backorders["items"])) == (2, 1)
     same(store, reader, lambda c: reports.metric_figures(c, NOW), "metrics")

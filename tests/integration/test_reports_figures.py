@@ -41,6 +41,7 @@ from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
+from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -451,7 +452,7 @@ def test_metric_figures_count_allocations_receipts_and_waiting_units(history):
 def test_every_report_renders_as_a_table_whose_rows_are_its_items(history):
     for name in reports.REPORTS:
         data = history.read(reports.run(name, ALL, NOW))
-        columns, rows = reports.as_table(name, data)
+        columns, rows = as_table(name, data)
         if name == "summary":
             assert ["pending_backorder_value", "41.00"] in rows
             assert ["by_age_bucket.>30.units", 2] in rows

@@ -20,6 +20,7 @@ from oms.api.schemas import CODE_PATTERN
 from oms.domain.access import Action, Principal
 from oms.reports import metrics
 from oms.reports import queries as reports
+from oms.reports.tables import as_table, to_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -45,9 +46,9 @@ def answer(
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
     data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by, limit))
     if fmt == "csv":
-        columns, rows = reports.as_table(name, data)
+        columns, rows = as_table(name, data)
         return Response(
-            reports.to_csv(columns, rows),
+            to_csv(columns, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )

@@ -39,6 +39,7 @@ def report_command(
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
     from oms.reports import queries as reports
+    from oms.reports.tables import as_table, to_csv
     from oms.store.db import Store, make_engine
 
     report = str(name.value)
@@ -51,9 +52,9 @@ def report_command(
     except Invalid as exc:
         raise typer.BadParameter(exc.detail) from exc
     data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by, limit))
-    columns, rows = reports.as_table(report, data)
+    columns, rows = as_table(report, data)
     if csv:
-        typer.echo(reports.to_csv(columns, rows), nl=False)
+        typer.echo(to_csv(columns, rows), nl=False)
         return
     table = rich_table(report, data, columns, rows)
     console = Console()
@@ -65,13 +66,13 @@ def rich_table(report: str, data: dict[str, Any], columns: list[str], rows: list
     """The report's rows, with its total (when it has one) as a last, bold row."""
     from rich.table import Table
 
-    from oms.reports import queries as reports
+    from oms.reports.tables import cell, flatten
 
-    cells = [[reports.cell(v) for v in row] for row in rows]
+    cells = [[cell(v) for v in row] for row in rows]
     total = data.get("total")
     if isinstance(total, dict) and rows:
-        flat = reports.flatten(total)
-        cells.append(["total"] + [reports.cell(flat.get(c)) for c in columns[1:]])
+        flat = flatten(total)
+        cells.append(["total"] + [cell(flat.get(c)) for c in columns[1:]])
     table = Table(title=report)
     for i, c in enumerate(columns):  # headers fold, figures keep their width: a value is never cut
         widest = max((len(r[i]) for r in cells), default=1)

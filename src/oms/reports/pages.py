@@ -17,6 +17,7 @@ from oms.access.users import User
 from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
+from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
 from oms.web.auth import require_user
 from oms.web.errors import WebError
@@ -98,9 +99,9 @@ def report_csv(name: str, request: Request, user: User = Depends(require_user(Ac
         raise WebError(422, "Invalid filters", errors.summary)
     group_by = {"backorders": echo["group_by"], "fill-rate": echo["period"]}.get(name)
     data = read(request, reports.run(name, f, utcnow(), group_by))
-    columns, rows = reports.as_table(name, data)
+    columns, rows = as_table(name, data)
     return Response(
-        reports.to_csv(columns, rows),
+        to_csv(columns, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
