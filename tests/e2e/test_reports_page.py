@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from oms.reports import queries as reports
+from oms.reports.filters import Filters
 from oms.reports.tables import as_table, to_csv
 
 from .conftest import Server, shot, sign_in
@@ -32,8 +33,8 @@ def test_the_reports_page_draws_every_chart_from_the_report_figures(page: Page, 
     for canvas in CHARTS:
         expect(page.locator(f"#{canvas}")).to_have_attribute("data-drawn", "true")
     now = datetime.now(UTC)
-    summary = server.store.read(lambda c: reports.summary(c, reports.Filters(), now))
-    fill = server.store.read(lambda c: reports.fill_rate(c, reports.Filters(), "day"))
+    summary = server.store.read(lambda c: reports.summary(c, Filters(), now))
+    fill = server.store.read(lambda c: reports.fill_rate(c, Filters(), "day"))
     ages = [label for label, _ in reports.AGE_BUCKETS]
 
     age_chart = chart_data(page, "chart-age")
@@ -67,6 +68,6 @@ def test_a_report_downloads_as_the_same_csv_the_api_gives(page: Page, server: Se
     with page.expect_download() as caught:
         page.locator("#bo-h a", has_text="CSV").click()
     body = open(caught.value.path(), encoding="utf-8").read()  # noqa: SIM115
-    data = server.store.read(reports.run("backorders", reports.Filters(), datetime.now(UTC), "tier"))
+    data = server.store.read(reports.run("backorders", Filters(), datetime.now(UTC), "tier"))
     assert body == to_csv(*as_table("backorders", data))
     assert body.splitlines()[0].startswith("tier,lines,units,value,oldest_age_days")

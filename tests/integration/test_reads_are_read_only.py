@@ -43,6 +43,7 @@ from oms.replenishment import views as po_views
 from oms.reports import pages as web_reports
 from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.filters import Filters, filters_from
 from oms.reports.tables import as_table, to_csv
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, settings, shipments
@@ -171,7 +172,7 @@ def report_calls() -> Iterator[tuple[str, Callable[[Connection], Any]]]:
     for name in reports.REPORTS:
         for group_by in reports.GROUP_CHOICES.get(name, (None,)):
             for period in PERIODS:
-                f = reports.filters_from(*period)
+                f = filters_from(*period)
                 for limit in LIMITS if name == "backorders" else (reports.BREAKDOWN_LIMIT,):
                     yield f"{name} {group_by} {period} {limit}", reports.run(name, f, NOW, group_by, limit)
 
@@ -206,13 +207,13 @@ def test_every_report_in_every_form_reads_the_same_through_the_read_only_role(
         data = same(store, reader, query, label)
         name = label.split()[0]
         assert to_csv(*as_table(name, data)) == store.read(lambda c, q=query, n=name: to_csv(*as_table(n, q(c))))
-    backorders = reader.read(reports.run("backorders", reports.Filters(), NOW, "customer", 1))
+    backorders = reader.read(reports.run("backorders", Filters(), NOW, "customer", 1))
     assert (backorders["groups"], len(backorders["items"])) == (2, 1)
     same(store, reader, lambda c: reports.metric_figures(c, NOW), "metrics")
     for period in PERIODS:
         for group_by, _ in web_reports.GROUPS:
             for week, _ in web_reports.PERIODS:
-                query = web_reports._figures(reports.filters_from(*period), group_by, week)
+                query = web_reports._figures(filters_from(*period), group_by, week)
                 same(store, reader, query, f"reports page {period} {group_by} {week}")
 
 

@@ -41,6 +41,7 @@ from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
+from oms.reports.filters import Filters
 from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
@@ -143,8 +144,8 @@ def read(store: Store, fn: Callable[..., Any], *args: Any) -> Any:
     return store.read(lambda c: fn(c, *args))
 
 
-ALL = reports.Filters()
-MARCH_WEB = reports.Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "web")
+ALL = Filters()
+MARCH_WEB = Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "web")
 EMPTY_BUCKET = {"lines": 0, "units": 0, "value": "0.00"}
 
 
@@ -191,7 +192,7 @@ def test_summary_for_march_on_the_web_channel_leaves_out_other_channels_and_earl
 
 
 def test_a_period_that_ends_before_the_first_dispatch_has_no_lead_times(history):
-    f = reports.Filters(end=datetime(2026, 3, 2, 12, tzinfo=UTC))
+    f = Filters(end=datetime(2026, 3, 2, 12, tzinfo=UTC))
     out = read(history, reports.summary, f, NOW)
     assert out["lead_time_hours"] == {"p50": None, "p90": None}
     assert out["backorder_wait_hours"] == {"p50": None, "p90": None}
@@ -222,7 +223,7 @@ def test_pending_back_orders_by_sku(history):
 
 
 def test_a_breakdown_cut_to_its_first_groups_still_counts_and_sums_them_all(history):
-    for filters in (ALL, reports.Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
+    for filters in (ALL, Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
         whole = read(history, reports.pending_backorders, filters, NOW, "sku")
         first = read(history, reports.pending_backorders, filters, NOW, "sku", 1)
         assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, reports.BREAKDOWN_LIMIT, 3)
@@ -264,7 +265,7 @@ def test_lead_times_split_by_whether_the_line_waited(history):
 
 
 def test_lead_times_on_the_pos_channel_count_only_its_lines(history):
-    out = read(history, reports.lead_times, reports.Filters(channel="pos"))
+    out = read(history, reports.lead_times, Filters(channel="pos"))
     rows = {(i["measure"], i["segment"]): (i["count"], i["p50"], i["max"]) for i in out["items"]}
     assert rows[("placed_to_dispatched", "all")] == (1, 96.0, 96.0)
     assert rows[("backorder_wait", "backordered")] == (1, 72.0, 72.0)
@@ -398,7 +399,7 @@ def test_promise_accuracy_judges_dispatched_lines_and_open_lines_past_their_prom
 
 
 def test_promise_accuracy_by_channel_over_promises_due_in_march(history):
-    f = reports.Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    f = Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     out = read(history, reports.promise_accuracy, f, TODAY, "channel")
     assert [(i["channel"], i["lines_judged"], i["on_time"], i["mean_slip_days"]) for i in out["items"]] == [
         ("pos", 1, 1, None),

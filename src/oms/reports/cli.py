@@ -39,6 +39,7 @@ def report_command(
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
     from oms.reports import queries as reports
+    from oms.reports.filters import filters_from
     from oms.reports.tables import as_table, to_csv
     from oms.store.db import Store, make_engine
 
@@ -48,7 +49,7 @@ def report_command(
         accepted = ", ".join(choices) if choices else "none (this report has no grouping)"
         raise typer.BadParameter(f"'{group_by}' is not a grouping of {report}; accepted: {accepted}")
     try:
-        f = reports.filters_from(from_, to, channel)
+        f = filters_from(from_, to, channel)
     except Invalid as exc:
         raise typer.BadParameter(exc.detail) from exc
     data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by, limit))

@@ -17,6 +17,7 @@ from oms.access.users import User
 from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
+from oms.reports.filters import Filters, filters_from
 from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
 from oms.web.auth import require_user
@@ -28,7 +29,7 @@ PERIODS = (("day", "Day"), ("week", "Week"))
 GROUPS = (("sku", "SKU"), ("customer", "Customer"), ("channel", "Channel"), ("tier", "Customer tier"))
 
 
-def _filters(params: Mapping[str, str]) -> tuple[dict[str, str], reports.Filters | None, FormErrors]:
+def _filters(params: Mapping[str, str]) -> tuple[dict[str, str], Filters | None, FormErrors]:
     """The URL's filters: what to echo into the form, the report filters (None when invalid), complaints."""
     echo = {name: str(params.get(name, "")).strip()[:40] for name in ("from", "to", "channel")}
     group = str(params.get("group_by", "sku"))
@@ -37,7 +38,7 @@ def _filters(params: Mapping[str, str]) -> tuple[dict[str, str], reports.Filters
     echo["period"] = period if period in ("day", "week") else "day"
     errors = FormErrors()
     try:
-        return echo, reports.filters_from(echo["from"], echo["to"], echo["channel"]), errors
+        return echo, filters_from(echo["from"], echo["to"], echo["channel"]), errors
     except Invalid as exc:
         for item in exc.errors:
             errors[str(item["field"])] = "A date (YYYY-MM-DD), after the start" if item["field"] == "to" else "A date"
@@ -50,7 +51,7 @@ def _no_channel_users(user: User) -> None:
         raise WebError(403, "Not allowed", "Reports span every channel's customers; channel accounts cannot read them.")
 
 
-def _figures(f: reports.Filters, group_by: str, period: str) -> Any:
+def _figures(f: Filters, group_by: str, period: str) -> Any:
     now = utcnow()
     today = now.date()
 

@@ -26,8 +26,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,11 +50,10 @@ from sqlalchemy import (
     union_all,
 )
 
-from oms.domain import bounds
-from oms.domain.errors import Invalid
 from oms.domain.fulfillment import CancelReason
 from oms.reports import names as report_names
 from oms.reports import rollups
+from oms.reports.filters import Filters, aligned, day_span, hour_of, whole_hours
 from oms.store.tables import (
     allocations,
     customers,
@@ -92,73 +90,6 @@ BREAKDOWN_LIMIT = report_names.BREAKDOWN_LIMIT  # groups a breakdown shows unles
 # Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
 # ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
 TOP_FROM_ROLLUPS = 1000
-
-
-@dataclass(frozen=True)
-class Filters:
-    """A report's period [start, end) in UTC and channel; None means unbounded / every channel."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-    channel: str | None = None
-
-    def period(self, col: Any) -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = []
-        if self.start is not None:
-            out.append(col >= self.start)
-        if self.end is not None:
-            out.append(col < self.end)
-        return out
-
-    def date_period(self, col: Any) -> list[ColumnElement[bool]]:
-        """The period for a DATE column: the days the period touches."""
-        out: list[ColumnElement[bool]] = []
-        if self.start is not None:
-            out.append(col >= self.start.astimezone(UTC).date())
-        if self.end is not None:
-            out.append(col <= (self.end.astimezone(UTC) - timedelta(microseconds=1)).date())
-        return out
-
-    def on_channel(self, col: Any) -> list[ColumnElement[bool]]:
-        return [col == self.channel] if self.channel else []
-
-
-def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
-    """A period bound: a date means its midnight (UTC); as an end it means the next midnight."""
-    if value is None or value == "":
-        return None
-    t: datetime | None
-    is_date = len(value) == 10 and value.isascii()
-    try:
-        if is_date:
-            t = datetime.combine(date.fromisoformat(value), time(), UTC)
-        else:
-            t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        t = None
-    if t is None or t.tzinfo is None:
-        raise Invalid(
-            f"'{field}' must be a date (2026-11-01) or an RFC 3339 time with a zone (2026-11-01T08:00:00Z).",
-            [{"field": field, "value": value, "reason": "not a date or RFC 3339 time"}],
-        )
-    problem = bounds.time_problem(t)
-    if problem is not None:
-        raise Invalid(
-            f"'{field}' {problem}; leave it out for a period open at that end.",
-            [{"field": field, "value": value, "reason": problem}],
-        )
-    if is_date and end:
-        t += timedelta(days=1)  # a date as an end takes in its whole day (at most 3000-01-01)
-    return t.astimezone(UTC)
-
-
-def filters_from(from_: str | None, to: str | None, channel: str | None) -> Filters:
-    """Filters from the API's or the CLI's `from`, `to` and `channel` (a date `to` takes in its day)."""
-    start = parse_bound(from_, "from", end=False)
-    stop = parse_bound(to, "to", end=True)
-    if start is not None and stop is not None and stop <= start:
-        raise Invalid("'to' must come after 'from'.", [{"field": "to", "value": to, "reason": "not after from"}])
-    return Filters(start, stop, channel or None)
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -311,40 +242,9 @@ def _fully_dispatched() -> ColumnElement[bool]:
 # range each) and every other hour from the rollup.
 
 
-def _midnight(t: datetime | None) -> bool:
-    if t is None:
-        return True
-    u = t.astimezone(UTC)
-    return (u.hour, u.minute, u.second, u.microsecond) == (0, 0, 0, 0)
-
-
-def _aligned(f: Filters) -> bool:
-    """Whether the period is whole UTC days, so the day rollups answer it exactly."""
-    return _midnight(f.start) and _midnight(f.end)
-
-
-def _day_span(f: Filters, col: Any) -> list[ColumnElement[bool]]:
-    """An aligned period as a condition on a UTC-day column."""
-    out: list[ColumnElement[bool]] = []
-    if f.start is not None:
-        out.append(col >= f.start.astimezone(UTC).date())
-    if f.end is not None:
-        out.append(col < f.end.astimezone(UTC).date())
-    return out
-
-
-def _whole_hours(f: Filters) -> bool:
-    """Whether the period is whole UTC hours, so the pending rollup answers it exactly."""
-    return all(t is None or t.astimezone(UTC) == _hour_of(t) for t in (f.start, f.end))
-
-
-def _hour_of(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 def _boundary_hours(now: datetime) -> list[datetime]:
     """The UTC hours holding a bucket boundary (now - N days): their lines fall in two buckets."""
-    return sorted({_hour_of(now - timedelta(days=youngest)) for _, youngest in AGE_BUCKETS if youngest > 0})
+    return sorted({hour_of(now - timedelta(days=youngest)) for _, youngest in AGE_BUCKETS if youngest > 0})
 
 
 Acc = dict[Any, dict[str, list[int]]]
@@ -428,7 +328,7 @@ def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
                 func.sum(p.c.units_taken).label("taken"),
                 func.sum(p.c.lines_filled).label("filled"),
             )
-            .where(*_day_span(f, p.c.placed_day), *f.on_channel(p.c.channel))
+            .where(*day_span(f, p.c.placed_day), *f.on_channel(p.c.channel))
             .group_by(p.c.placed_day, p.c.channel)
         )
     )
@@ -451,7 +351,7 @@ def pending_backorders(
     """
     if group_by not in GROUPS_BACKORDERS:
         raise ValueError(group_by)
-    if group_by in ("channel", "tier") and _whole_hours(f):
+    if group_by in ("channel", "tier") and whole_hours(f):
         groups, items = _pending_backorders_rolled(conn, f, now, group_by, limit)
     elif group_by in ("sku", "customer") and f.start is None and f.end is None and limit <= TOP_FROM_ROLLUPS:
         groups, items = _pending_top(conn, f, now, group_by, limit)
@@ -663,7 +563,7 @@ def _pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) ->
 
 def _age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
     """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
-    if _whole_hours(f):
+    if whole_hours(f):
         return _pending_by(conn, f, now, None)[None]
     buckets = _bucket_conditions(now)
     label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
@@ -832,10 +732,10 @@ def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
 
 def _units_backordered(conn: Connection, f: Filters) -> int:
     """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
-    if _aligned(f):
+    if aligned(f):
         p = report_placed_rollup
         q = select(func.coalesce(func.sum(p.c.units_backordered), 0)).where(
-            p.c.backordered_day.is_not(None), *_day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
+            p.c.backordered_day.is_not(None), *day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
         )
         return int(conn.execute(q).scalar_one())
     at_once = _placement_units()
@@ -885,7 +785,7 @@ def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
     """Units allocated the moment they were ordered / units ordered, for orders placed in the period."""
     if group_by not in GROUPS_FILL_RATE:
         raise ValueError(group_by)
-    if _aligned(f) and (group_by != "sku" or (f.start is None and f.end is None)):
+    if aligned(f) and (group_by != "sku" or (f.start is None and f.end is None)):
         return _fill_rate_rolled(conn, f, group_by)
     key: Any
     if group_by in ("day", "week"):
@@ -1151,7 +1051,7 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
 
 
 def fill_rate_total(conn: Connection, f: Filters) -> float | None:
-    if _aligned(f):
+    if aligned(f):
         rows = _placed_rows(conn, f)
         return ratio(sum(int(r.taken) for r in rows), sum(int(r.ordered) for r in rows))
     ordered, taken = conn.execute(
