@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from oms.reports import queries as reports
 from oms.reports.filters import Filters
+from oms.reports.measures import AGE_BUCKETS
 from oms.reports.tables import as_table, to_csv
 
 from .conftest import Server, shot, sign_in
@@ -35,7 +36,7 @@ def test_the_reports_page_draws_every_chart_from_the_report_figures(page: Page, 
     now = datetime.now(UTC)
     summary = server.store.read(lambda c: reports.summary(c, Filters(), now))
     fill = server.store.read(lambda c: reports.fill_rate(c, Filters(), "day"))
-    ages = [label for label, _ in reports.AGE_BUCKETS]
+    ages = [label for label, _ in AGE_BUCKETS]
 
     age_chart = chart_data(page, "chart-age")
     assert age_chart["labels"] == [f"{a} d" for a in ages]

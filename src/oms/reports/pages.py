@@ -18,6 +18,7 @@ from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
 from oms.reports.filters import Filters, filters_from
+from oms.reports.measures import AGE_BUCKETS
 from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
 from oms.web.auth import require_user
@@ -85,7 +86,7 @@ def reports_page(request: Request, user: User = Depends(require_user(Action.READ
         groups=GROUPS,
         periods=PERIODS,
         filter_qs={k: v for k, v in echo.items() if v and k in ("from", "to", "channel")},
-        age_buckets=[label for label, _ in reports.AGE_BUCKETS],
+        age_buckets=[label for label, _ in AGE_BUCKETS],
     )
 
 

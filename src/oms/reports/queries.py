@@ -23,15 +23,12 @@ order was placed, as the Back Orders tab does.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
     Date,
@@ -40,13 +37,11 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    extract,
     func,
     literal,
     or_,
     select,
     true,
-    type_coerce,
     union_all,
 )
 
@@ -54,6 +49,27 @@ from oms.domain.fulfillment import CancelReason
 from oms.reports import names as report_names
 from oms.reports import rollups
 from oms.reports.filters import Filters, aligned, day_span, hour_of, whole_hours
+from oms.reports.measures import (
+    AGE_BUCKETS,
+    PCTS,
+    age_days,
+    bucket_conditions,
+    bucket_label,
+    cents,
+    day_key,
+    days_between,
+    distribution,
+    fully_dispatched,
+    hours_between,
+    joins_placement,
+    money,
+    placement_units,
+    ratio,
+    rounded,
+    stats_of,
+    taken_at_placement,
+    utc_date,
+)
 from oms.store.tables import (
     allocations,
     customers,
@@ -77,8 +93,6 @@ from oms.store.tables import (
 
 ol = order_lines
 
-# (label, the youngest age in whole days); the last bucket has no upper end.
-AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-2", 0), ("3-7", 3), ("8-14", 8), ("15-30", 15), (">30", 31))
 REASON_CLASSES = tuple(c.value for c in CancelReason)
 # The reports' names, groupings and default limit live in report_names (no SQLAlchemy: the CLI offers them).
 REPORTS = report_names.REPORTS
@@ -90,148 +104,6 @@ BREAKDOWN_LIMIT = report_names.BREAKDOWN_LIMIT  # groups a breakdown shows unles
 # Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
 # ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
 TOP_FROM_ROLLUPS = 1000
-
-
-# ---- small helpers ------------------------------------------------------------------------------
-
-
-def money(cents: int | None) -> str:
-    return f"{Decimal(int(cents or 0)) / 100:.2f}"
-
-
-def cents(col: Any) -> Any:
-    """A Money column as its stored integer cents, so SQL sums stay exact."""
-    return type_coerce(col, BigInteger)
-
-
-def ratio(part: int | None, whole: int | None) -> float | None:
-    return round((part or 0) / whole, 4) if whole else None
-
-
-def _round(x: float | None, places: int = 2) -> float | None:
-    return None if x is None else round(float(x), places)
-
-
-def _hours(conn: Connection, later: Any, earlier: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return extract("epoch", later - earlier) / 3600.0
-    return (func.julianday(later) - func.julianday(earlier)) * 24.0
-
-
-def _utc_date(conn: Connection, ts: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", ts), Date)
-    return func.date(ts)
-
-
-def _days_between(conn: Connection, later: Any, earlier: Any) -> Any:
-    """Whole days from one DATE to another."""
-    if conn.dialect.name == "postgresql":
-        return later - earlier
-    return cast(func.julianday(later) - func.julianday(earlier), Integer)
-
-
-def _day_key(conn: Connection, ts: Any, week: bool) -> Any:
-    """A timestamp's UTC day (or the Monday of its ISO week) as 'YYYY-MM-DD'."""
-    if conn.dialect.name == "postgresql":  # grouped as DATE (cheaper than text), shown as 'YYYY-MM-DD'
-        utc = func.timezone("UTC", ts)
-        return cast(func.date_trunc("week", utc) if week else utc, Date)
-    return func.date(ts, "weekday 0", "-6 days") if week else func.date(ts)
-
-
-def _age_days(now: datetime, oldest: datetime | None) -> int | None:
-    return None if oldest is None else max(0, (now - oldest).days)
-
-
-def _bucket_conditions(now: datetime, col: Any = None) -> list[tuple[str, ColumnElement[bool]]]:
-    """Each age bucket as a condition on placed_at (age = whole days since placement), or on `col`."""
-    col = ol.c.placed_at if col is None else col
-    out = []
-    for i, (label, youngest) in enumerate(AGE_BUCKETS):
-        conds = []
-        if i + 1 < len(AGE_BUCKETS):
-            conds.append(col > now - timedelta(days=AGE_BUCKETS[i + 1][1]))
-        if youngest > 0:
-            conds.append(col <= now - timedelta(days=youngest))
-        out.append((label, and_(true(), *conds)))
-    return out
-
-
-def _bucket_label(now: datetime, col: Any) -> Any:
-    """The age bucket's name of a placed_at-like column, as a CASE."""
-    buckets = _bucket_conditions(now, col)
-    return case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
-
-
-# ---- percentiles --------------------------------------------------------------------------------
-
-PCTS = (0.5, 0.9)
-
-
-def _interpolate(lo: float, hi: float, frac: float) -> float:
-    return lo + (hi - lo) * frac
-
-
-def distribution(conn: Connection, values: Select[Any]) -> dict[str, Any]:
-    """count, p50, p90, max of a one-column select (column `x`), as percentile_cont computes them."""
-    sq = values.subquery()
-    x = sq.c.x
-    if conn.dialect.name == "postgresql":
-        row = conn.execute(
-            select(func.count(x), *(func.percentile_cont(p).within_group(x) for p in PCTS), func.max(x))
-        ).one()
-        return _stats(int(row[0]), [None if p is None else float(p) for p in row[1:-1]], row[-1])
-    n, mx = conn.execute(select(func.count(x), func.max(x))).one()
-    found: list[float | None] = []
-    for p in PCTS:
-        if not n:
-            found.append(None)
-            continue
-        k = p * (int(n) - 1)
-        lo = math.floor(k)
-        ordered = select(x).where(x.is_not(None)).order_by(x).limit(2).offset(lo)
-        two = [float(v) for v in conn.execute(ordered).scalars()]
-        found.append(_interpolate(two[0], two[-1], k - lo))
-    return _stats(int(n), found, mx)
-
-
-def _stats(n: int, ps: Sequence[float | None], mx: Any) -> dict[str, Any]:
-    return {
-        "count": n,
-        "p50": _round(ps[0]),
-        "p90": _round(ps[1]),
-        "max": _round(None if mx is None else float(mx)),
-    }
-
-
-# ---- building blocks ----------------------------------------------------------------------------
-
-
-def _placement_units() -> Any:
-    """Each line's allocation at placement: placing an order writes at most one such row per line,
-    so an outer join on it keeps one row per line and needs no grouping first."""
-    return allocations.alias("at_once")
-
-
-def _joins_placement(at_once: Any) -> ColumnElement[bool]:
-    return and_(at_once.c.line_id == ol.c.id, at_once.c.source == "placement")
-
-
-def _taken_at_placement() -> Any:
-    """Units a line took at placement: all of them unless it ever waited (backordered_at is set only
-    then), else its placement allocation, looked up by index for those lines alone."""
-    a = allocations.alias("at_once")
-    placed = select(a.c.qty).where(a.c.line_id == ol.c.id, a.c.source == "placement").limit(1).scalar_subquery()
-    return case((ol.c.backordered_at.is_(None), ol.c.qty), else_=func.coalesce(placed, 0))
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _fully_dispatched() -> ColumnElement[bool]:
-    # A line with units shipped has its dispatch time set; saying so as a range lets both stores
-    # find those lines through the dispatch index (SQLite's planner does not for IS NOT NULL).
-    return and_(ol.c.dispatched_at >= EPOCH, ol.c.shipped_qty > 0, ol.c.shipped_qty + ol.c.cancelled_qty == ol.c.qty)
 
 
 # ---- rollups ------------------------------------------------------------------------------------
@@ -259,7 +131,7 @@ def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> 
     """
     p = report_pending_rollup
     edges = _boundary_hours(now)
-    label = _bucket_label(now, p.c.placed_hour)
+    label = bucket_label(now, p.c.placed_hour)
     key: Any = {None: literal(""), "channel": p.c.channel, "tier": p.c.tier}[by]
     hours = (
         select(key.label("key"), label.label("bucket"), p.c.lines, p.c.units, cents(p.c.value).label("value"))
@@ -278,7 +150,7 @@ def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> 
     for h in edges:  # one index range per hour (SQLite scans the table for an OR of ranges)
         waiting = select(
             lkey.label("key"),
-            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            bucket_label(now, ol.c.placed_at).label("bucket"),
             ol.c.backordered_qty.label("units"),
             (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
         ).where(*_pending_where(f), ol.c.placed_at >= h, ol.c.placed_at < h + timedelta(hours=1))
@@ -368,7 +240,7 @@ def _item(group_by: str, key: Any, lines: int, units: int, value: Any, oldest: A
         "lines": int(lines),
         "units": int(units),
         "value": money(value),
-        "oldest_age_days": _age_days(now, oldest),
+        "oldest_age_days": age_days(now, oldest),
         "units_by_age": {label: int(by_age.get(label, 0)) for label, _ in AGE_BUCKETS},
     }
 
@@ -383,7 +255,7 @@ def _pending_backorders_counted(
         "channel": ol.c.channel,
         "tier": customers.c.tier,
     }[group_by]
-    buckets = _bucket_conditions(now)
+    buckets = bucket_conditions(now)
     q = select(
         key.label("key"),
         func.count().label("lines"),
@@ -465,7 +337,7 @@ def _customer_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any])
     waiting = (
         select(
             ol.c.customer_id.label("key"),
-            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            bucket_label(now, ol.c.placed_at).label("bucket"),
             ol.c.backordered_qty.label("units"),
         )
         .where(*_pending_where(f), ol.c.customer_id.in_(keys))
@@ -497,7 +369,7 @@ def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> d
     parts = [
         select(
             ol.c.sku.label("key"),
-            _bucket_label(now, ol.c.placed_at).label("bucket"),
+            bucket_label(now, ol.c.placed_at).label("bucket"),
             ol.c.backordered_qty.label("units"),
         ).where(
             *_pending_where(f),
@@ -516,7 +388,7 @@ def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> d
 
 
 def _bucket_of(now: datetime, placed_at: datetime) -> str:
-    """The age bucket of a line placed at `placed_at`, as `_bucket_label` says in SQL."""
+    """The age bucket of a line placed at `placed_at`, as `bucket_label` says in SQL."""
     age = max((now - placed_at).days, 0)  # a day not yet over has its noon ahead of now
     return next(label for label, youngest in reversed(AGE_BUCKETS) if age >= youngest)
 
@@ -557,7 +429,7 @@ def _pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) ->
         "lines": lines,
         "units": sum(c[1] for c in cells.values()),
         "value": money(sum(c[2] for c in cells.values())),
-        "oldest_age_days": _age_days(now, _oldest_waiting(conn, f)) if lines else None,
+        "oldest_age_days": age_days(now, _oldest_waiting(conn, f)) if lines else None,
     }
 
 
@@ -565,7 +437,7 @@ def _age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
     """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
     if whole_hours(f):
         return _pending_by(conn, f, now, None)[None]
-    buckets = _bucket_conditions(now)
+    buckets = bucket_conditions(now)
     label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
     # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
     waiting = (
@@ -599,8 +471,8 @@ def _dispatched_lines(conn: Connection, f: Filters) -> Select[Any]:
     """Fully dispatched lines in the period: (waited, hours from placement to their latest dispatch)."""
     return select(
         ol.c.backordered_at.is_not(None).label("waited"),
-        _hours(conn, ol.c.dispatched_at, ol.c.placed_at).label("x"),
-    ).where(_fully_dispatched(), *f.period(ol.c.dispatched_at), *f.on_channel(ol.c.channel))
+        hours_between(conn, ol.c.dispatched_at, ol.c.placed_at).label("x"),
+    ).where(fully_dispatched(), *f.period(ol.c.dispatched_at), *f.on_channel(ol.c.channel))
 
 
 def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, Any]]:
@@ -609,7 +481,7 @@ def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, A
     if conn.dialect.name == "postgresql":  # one scan: the split and the whole as grouping sets
         sq = lines.subquery()
         x = sq.c.x
-        out = {"all": _stats(0, [None, None], None), "backordered": _stats(0, [None, None], None)}
+        out = {"all": stats_of(0, [None, None], None), "backordered": stats_of(0, [None, None], None)}
         out["not_backordered"] = out["backordered"]
         q = select(
             sq.c.waited,
@@ -620,7 +492,7 @@ def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, A
         ).group_by(func.rollup(sq.c.waited))
         for waited, whole, n, *ps, mx in conn.execute(q):
             key = "all" if whole else ("backordered" if waited else "not_backordered")
-            out[key] = _stats(int(n), [None if p is None else float(p) for p in ps], mx)
+            out[key] = stats_of(int(n), [None if p is None else float(p) for p in ps], mx)
         return out
     return {
         "all": distribution(conn, lines.with_only_columns(lines.selected_columns.x)),
@@ -649,14 +521,14 @@ def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
         # lookups into a scan of every order line).
         line = select(ol.c.backordered_at).where(ol.c.id == last.c.line_id, *waited).limit(1).lateral("line")
         q = (
-            select(_hours(conn, last.c.allocated_at, line.c.backordered_at).label("x"))
+            select(hours_between(conn, last.c.allocated_at, line.c.backordered_at).label("x"))
             .select_from(last)
             .join(line, true())
             .where(*f.period(last.c.allocated_at))
         )
         return distribution(conn, q)
     q = (
-        select(_hours(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
+        select(hours_between(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
         .join_from(ol, last, last.c.line_id == ol.c.id)
         .where(*waited, *f.period(last.c.allocated_at))
     )
@@ -666,7 +538,7 @@ def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
 def _receipt_to_allocation(conn: Connection, f: Filters) -> dict[str, Any]:
     a = allocations
     q = (
-        select(_hours(conn, a.c.at, receipts.c.received_at).label("x"))
+        select(hours_between(conn, a.c.at, receipts.c.received_at).label("x"))
         .join_from(a, receipts, and_(a.c.source == "receipt", receipts.c.grn_number == a.c.ref))
         .where(*f.period(a.c.at))
     )
@@ -738,11 +610,11 @@ def _units_backordered(conn: Connection, f: Filters) -> int:
             p.c.backordered_day.is_not(None), *day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
         )
         return int(conn.execute(q).scalar_one())
-    at_once = _placement_units()
+    at_once = placement_units()
     q = (
         select(func.coalesce(func.sum(ol.c.qty - func.coalesce(at_once.c.qty, 0)), 0))
         .select_from(ol)
-        .outerjoin(at_once, _joins_placement(at_once))
+        .outerjoin(at_once, joins_placement(at_once))
         .where(ol.c.backordered_at.is_not(None), *f.period(ol.c.backordered_at), *f.on_channel(ol.c.channel))
     )
     return int(conn.execute(q).scalar_one())
@@ -789,11 +661,11 @@ def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
         return _fill_rate_rolled(conn, f, group_by)
     key: Any
     if group_by in ("day", "week"):
-        key = _day_key(conn, ol.c.placed_at, week=group_by == "week")
+        key = day_key(conn, ol.c.placed_at, week=group_by == "week")
     else:
         key = ol.c.sku if group_by == "sku" else ol.c.channel
     lines = (
-        select(key.label("key"), ol.c.qty.label("qty"), _taken_at_placement().label("taken"))
+        select(key.label("key"), ol.c.qty.label("qty"), taken_at_placement().label("taken"))
         .where(*f.period(ol.c.placed_at), *f.on_channel(ol.c.channel))
         .subquery("placed")
     )
@@ -890,12 +762,12 @@ def promise_accuracy(conn: Connection, f: Filters, today: date, group_by: str) -
     """
     if group_by not in GROUPS_PROMISE:
         raise ValueError(group_by)
-    done = _fully_dispatched()
+    done = fully_dispatched()
     today_lit = literal(today, Date)
     outstanding = ol.c.qty - ol.c.shipped_qty - ol.c.cancelled_qty
     slip = case(
-        (done, _days_between(conn, _utc_date(conn, ol.c.dispatched_at), ol.c.promised_date)),
-        else_=_days_between(conn, today_lit, ol.c.promised_date),
+        (done, days_between(conn, utc_date(conn, ol.c.dispatched_at), ol.c.promised_date)),
+        else_=days_between(conn, today_lit, ol.c.promised_date),
     )
     judged = (
         select(
@@ -933,7 +805,7 @@ def promise_accuracy(conn: Connection, f: Filters, today: date, group_by: str) -
             "late": n - on_time,
             "late_still_open": int(r.late_open),
             "on_time_rate": ratio(on_time, n),
-            "mean_slip_days": _round(None if r.mean_slip is None else float(r.mean_slip)),
+            "mean_slip_days": rounded(None if r.mean_slip is None else float(r.mean_slip)),
             "max_slip_days": None if r.max_slip is None else int(r.max_slip),
         }
 
@@ -978,8 +850,8 @@ def supplier_on_time(conn: Connection, f: Filters, today: date) -> dict[str, Any
     today_lit = literal(today, Date)
     is_done = complete.c.completed_at.is_not(None)
     late_days = case(
-        (is_done, _days_between(conn, _utc_date(conn, complete.c.completed_at), pl.c.expected_date)),
-        else_=_days_between(conn, today_lit, pl.c.expected_date),
+        (is_done, days_between(conn, utc_date(conn, complete.c.completed_at), pl.c.expected_date)),
+        else_=days_between(conn, today_lit, pl.c.expected_date),
     )
     judged = (
         select(po.c.supplier.label("supplier"), is_done.label("done"), late_days.label("late_days"))
@@ -1012,7 +884,7 @@ def supplier_on_time(conn: Connection, f: Filters, today: date) -> dict[str, Any
             "late": n - on_time,
             "late_still_open": int(row.late_open),
             "on_time_rate": ratio(on_time, n),
-            "mean_days_late": _round(None if row.mean_late is None else float(row.mean_late)),
+            "mean_days_late": rounded(None if row.mean_late is None else float(row.mean_late)),
         }
 
     rows = conn.execute(q(judged.c.supplier).group_by(judged.c.supplier).order_by(judged.c.supplier)).all()
@@ -1055,7 +927,7 @@ def fill_rate_total(conn: Connection, f: Filters) -> float | None:
         rows = _placed_rows(conn, f)
         return ratio(sum(int(r.taken) for r in rows), sum(int(r.ordered) for r in rows))
     ordered, taken = conn.execute(
-        select(func.coalesce(func.sum(ol.c.qty), 0), func.coalesce(func.sum(_taken_at_placement()), 0)).where(
+        select(func.coalesce(func.sum(ol.c.qty), 0), func.coalesce(func.sum(taken_at_placement()), 0)).where(
             *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)
         )
     ).one()
