@@ -30,6 +30,7 @@ from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
 from oms.reports import rollups
 from oms.reports.filters import Filters, aligned, whole_hours
+from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -118,7 +119,7 @@ def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
             },
             **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
             "cancellations": reports.cancellations(conn, f),
-            "metrics-age": reports._by_age_bucket(reports._age_cells(conn, f, now)),
+            "metrics-age": by_age_bucket(age_cells(conn, f, now)),
         }
 
     return store.read(read)

@@ -24,12 +24,11 @@ order was placed, as the Back Orders tab does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Date,
     Integer,
@@ -48,7 +47,7 @@ from sqlalchemy import (
 from oms.domain.fulfillment import CancelReason
 from oms.reports import names as report_names
 from oms.reports import rollups
-from oms.reports.filters import Filters, aligned, day_span, hour_of, whole_hours
+from oms.reports.filters import Filters, aligned, day_span, whole_hours
 from oms.reports.measures import (
     AGE_BUCKETS,
     PCTS,
@@ -70,6 +69,7 @@ from oms.reports.measures import (
     taken_at_placement,
     utc_date,
 )
+from oms.reports.waiting import age_cells, by_age_bucket, oldest_waiting, pending_by, pending_total, pending_where
 from oms.store.tables import (
     allocations,
     customers,
@@ -82,7 +82,6 @@ from oms.store.tables import (
     products,
     purchase_orders,
     receipts,
-    report_pending_rollup,
     report_placed_rollup,
     report_sku_rollup,
     report_waiting_customer_rollup,
@@ -104,87 +103,6 @@ BREAKDOWN_LIMIT = report_names.BREAKDOWN_LIMIT  # groups a breakdown shows unles
 # Up to this many SKUs or customers are ranked from the rollups and then read one by one (their
 # ages); a longer list (an export of every customer) is one grouping of the waiting lines instead.
 TOP_FROM_ROLLUPS = 1000
-
-
-# ---- rollups ------------------------------------------------------------------------------------
-# Figures over lines by when they were placed come from the rollups (migration 0009, kept by
-# triggers) when the period is whole UTC days (placement facts) or hours (waiting lines), which
-# every date filter is; a period bounded mid-day is counted from the lines. Age buckets move with
-# `now`, so the few hours a bucket boundary falls in are counted from the waiting lines (an index
-# range each) and every other hour from the rollup.
-
-
-def _boundary_hours(now: datetime) -> list[datetime]:
-    """The UTC hours holding a bucket boundary (now - N days): their lines fall in two buckets."""
-    return sorted({hour_of(now - timedelta(days=youngest)) for _, youngest in AGE_BUCKETS if youngest > 0})
-
-
-Acc = dict[Any, dict[str, list[int]]]
-
-
-def _pending_by(conn: Connection, f: Filters, now: datetime, by: str | None) -> Acc:
-    """Waiting lines of a whole-hour period: {group key: {age bucket: [lines, units, value cents]}}.
-
-    `by` is None (one group, key None), "channel" or "tier" (the customer's tier now). Every hour
-    but the few holding a bucket boundary lies in one bucket and is read from the rollup; those few
-    are counted from their lines.
-    """
-    p = report_pending_rollup
-    edges = _boundary_hours(now)
-    label = bucket_label(now, p.c.placed_hour)
-    key: Any = {None: literal(""), "channel": p.c.channel, "tier": p.c.tier}[by]
-    hours = (
-        select(key.label("key"), label.label("bucket"), p.c.lines, p.c.units, cents(p.c.value).label("value"))
-        .where(*f.period(p.c.placed_hour), *f.on_channel(p.c.channel), p.c.placed_hour.not_in(edges))
-        .subquery("hours")
-    )
-    rows = conn.execute(
-        select(
-            hours.c.key, hours.c.bucket, func.sum(hours.c.lines), func.sum(hours.c.units), func.sum(hours.c.value)
-        ).group_by(hours.c.key, hours.c.bucket)
-    ).all()
-    acc: Acc = defaultdict(lambda: {name: [0, 0, 0] for name, _ in AGE_BUCKETS})
-    _add_rows(acc, by, rows)
-    lkey: Any = {None: literal(""), "channel": ol.c.channel, "tier": customers.c.tier}[by]
-    parts = []
-    for h in edges:  # one index range per hour (SQLite scans the table for an OR of ranges)
-        waiting = select(
-            lkey.label("key"),
-            bucket_label(now, ol.c.placed_at).label("bucket"),
-            ol.c.backordered_qty.label("units"),
-            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
-        ).where(*_pending_where(f), ol.c.placed_at >= h, ol.c.placed_at < h + timedelta(hours=1))
-        if by == "tier":
-            waiting = waiting.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
-        parts.append(waiting)
-    sq = union_all(*parts).subquery("edge")
-    rows = conn.execute(
-        select(sq.c.key, sq.c.bucket, func.count(), func.sum(sq.c.units), func.sum(sq.c.value)).group_by(
-            sq.c.key, sq.c.bucket
-        )
-    ).all()
-    _add_rows(acc, by, rows)
-    return acc
-
-
-def _add_rows(acc: Acc, by: str | None, rows: Iterable[Any]) -> None:
-    for k, bucket, n, units, value in rows:
-        if n:
-            cell = acc[None if by is None else k][bucket]
-            cell[0] += int(n)
-            cell[1] += int(units)
-            cell[2] += int(value)
-
-
-def _oldest_waiting(conn: Connection, f: Filters, by: str | None = None, key: Any = None) -> datetime | None:
-    """The earliest placed_at among the waiting lines of the period (and of one channel or tier)."""
-    q = select(ol.c.placed_at).where(*_pending_where(f))
-    if by == "channel":
-        q = q.where(ol.c.channel == key)
-    elif by == "tier":
-        q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id).where(customers.c.tier == key)
-    found: datetime | None = conn.execute(q.order_by(ol.c.placed_at).limit(1)).scalar_one_or_none()
-    return found
 
 
 def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
@@ -209,10 +127,6 @@ def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
 # ---- pending back orders ------------------------------------------------------------------------
 
 
-def _pending_where(f: Filters) -> list[ColumnElement[bool]]:
-    return [ol.c.backordered_qty > 0, *f.period(ol.c.placed_at), *f.on_channel(ol.c.channel)]
-
-
 def pending_backorders(
     conn: Connection, f: Filters, now: datetime, group_by: str, limit: int = BREAKDOWN_LIMIT
 ) -> dict[str, Any]:
@@ -229,8 +143,8 @@ def pending_backorders(
         groups, items = _pending_top(conn, f, now, group_by, limit)
     else:
         groups, items = _pending_backorders_counted(conn, f, now, group_by, limit)
-    cells = _age_cells(conn, f, now)
-    total = _pending_total(conn, f, now, cells) | {"units_by_age": {label: cells[label][1] for label, _ in AGE_BUCKETS}}
+    cells = age_cells(conn, f, now)
+    total = pending_total(conn, f, now, cells) | {"units_by_age": {label: cells[label][1] for label, _ in AGE_BUCKETS}}
     return {"group_by": group_by, "groups": groups, "limit": limit, "items": items, "total": total}
 
 
@@ -264,7 +178,7 @@ def _pending_backorders_counted(
         func.min(ol.c.placed_at).label("oldest"),
         func.count().over().label("groups"),
         *(func.sum(case((cond, ol.c.backordered_qty), else_=0)).label(f"b{i}") for i, (_, cond) in enumerate(buckets)),
-    ).where(*_pending_where(f))
+    ).where(*pending_where(f))
     if group_by == "tier":
         q = q.join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
     rows = conn.execute(q.group_by(key).order_by(func.sum(ol.c.backordered_qty).desc(), key).limit(limit)).all()
@@ -340,7 +254,7 @@ def _customer_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any])
             bucket_label(now, ol.c.placed_at).label("bucket"),
             ol.c.backordered_qty.label("units"),
         )
-        .where(*_pending_where(f), ol.c.customer_id.in_(keys))
+        .where(*pending_where(f), ol.c.customer_id.in_(keys))
         .subquery("waiting")
     )
     rows = conn.execute(
@@ -372,7 +286,7 @@ def _sku_ages(conn: Connection, f: Filters, now: datetime, keys: list[Any]) -> d
             bucket_label(now, ol.c.placed_at).label("bucket"),
             ol.c.backordered_qty.label("units"),
         ).where(
-            *_pending_where(f),
+            *pending_where(f),
             ol.c.sku.in_(keys),
             ol.c.placed_at >= datetime(e.year, e.month, e.day, tzinfo=UTC),
             ol.c.placed_at < datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1),
@@ -397,7 +311,7 @@ def _pending_backorders_rolled(
     conn: Connection, f: Filters, now: datetime, group_by: str, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """`pending_backorders` by channel or tier from the pending rollup (a whole-hour period)."""
-    acc = _pending_by(conn, f, now, group_by)
+    acc = pending_by(conn, f, now, group_by)
     items = []
     for k, by_age in acc.items():
         lines = sum(c[0] for c in by_age.values())
@@ -410,58 +324,13 @@ def _pending_backorders_rolled(
                 lines,
                 sum(c[1] for c in by_age.values()),
                 sum(c[2] for c in by_age.values()),
-                _oldest_waiting(conn, f, group_by, k),
+                oldest_waiting(conn, f, group_by, k),
                 {label: c[1] for label, c in by_age.items()},
                 now,
             )
         )
     items.sort(key=lambda i: (-i["units"], i[group_by]))
     return len(items), items[:limit]
-
-
-Cells = dict[str, list[int]]  # age bucket -> [lines, units, value cents]
-
-
-def _pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) -> dict[str, Any]:
-    """The waiting lines of the period in all: the sums of their age buckets, and the oldest."""
-    lines = sum(c[0] for c in cells.values())
-    return {
-        "lines": lines,
-        "units": sum(c[1] for c in cells.values()),
-        "value": money(sum(c[2] for c in cells.values())),
-        "oldest_age_days": age_days(now, _oldest_waiting(conn, f)) if lines else None,
-    }
-
-
-def _age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
-    """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
-    if whole_hours(f):
-        return _pending_by(conn, f, now, None)[None]
-    buckets = bucket_conditions(now)
-    label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
-    # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
-    waiting = (
-        select(
-            label.label("bucket"),
-            ol.c.backordered_qty.label("units"),
-            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
-        )
-        .where(*_pending_where(f))
-        .subquery("waiting")
-    )
-    rows = conn.execute(
-        select(waiting.c.bucket, func.count(), func.sum(waiting.c.units), func.sum(waiting.c.value)).group_by(
-            waiting.c.bucket
-        )
-    ).all()
-    out: Cells = {name: [0, 0, 0] for name, _ in AGE_BUCKETS}
-    for bucket, n, units, value in rows:
-        out[bucket] = [int(n), int(units), int(value)]
-    return out
-
-
-def _by_age_bucket(cells: Cells) -> dict[str, dict[str, Any]]:
-    return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
 
 
 # ---- lead times ---------------------------------------------------------------------------------
@@ -904,8 +773,8 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
     back-order wait as in `lead_times`; cancellations by the cancel's time; fill rate over orders
     placed in the period.
     """
-    cells = _age_cells(conn, f, now)
-    pending = _pending_total(conn, f, now, cells)
+    cells = age_cells(conn, f, now)
+    pending = pending_total(conn, f, now, cells)
     lead = _placed_to_dispatched(conn, f)["all"]
     wait = _backorder_wait(conn, f)
     cancelled = {row["reason"]: row["units"] for row in cancellations(conn, f)["items"]}
@@ -914,7 +783,7 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
         "pending_backorder_lines": pending["lines"],
         "pending_backorder_units": pending["units"],
         "pending_backorder_value": pending["value"],
-        "by_age_bucket": _by_age_bucket(cells),
+        "by_age_bucket": by_age_bucket(cells),
         "lead_time_hours": {"p50": lead["p50"], "p90": lead["p90"]},
         "backorder_wait_hours": {"p50": wait["p50"], "p90": wait["p90"]},
         "cancelled_units_by_reason": cancelled,
@@ -941,7 +810,7 @@ SKU_PENDING_BUCKETS = (1, 5, 10, 50, 100, 500, 1000)
 
 def metric_figures(conn: Connection, now: datetime) -> dict[str, Any]:
     """The database's gauges and counters for Prometheus: a handful of grouped selects."""
-    by_age = _by_age_bucket(_age_cells(conn, Filters(), now))
+    by_age = by_age_bucket(age_cells(conn, Filters(), now))
     sku_units = [
         int(n)
         for n in conn.execute(
