@@ -43,6 +43,7 @@ from oms.replenishment import views as po_views
 from oms.reports import pages as web_reports
 from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.backorders import TOP_FROM_ROLLUPS
 from oms.reports.filters import Filters, filters_from
 from oms.reports.tables import as_table, to_csv
 from oms.store.db import Store, make_engine
@@ -66,7 +67,7 @@ PERIODS = [
     (None, "2026-03-20", "pos"),
 ]
 # A breakdown of up to TOP_FROM_ROLLUPS groups ranks from the rollups; more is one grouping of the lines.
-LIMITS = (reports.BREAKDOWN_LIMIT, 1, reports.TOP_FROM_ROLLUPS + 1)
+LIMITS = (reports.BREAKDOWN_LIMIT, 1, TOP_FROM_ROLLUPS + 1)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -29,6 +29,7 @@ from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.backorders import TOP_FROM_ROLLUPS, pending_backorders
 from oms.reports.filters import Filters, aligned, whole_hours
 from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
@@ -110,10 +111,10 @@ def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
     def read(conn: Any) -> dict[str, Any]:
         return {
             "summary": reports.summary(conn, f, now),
-            **{f"backorders/{g}": reports.pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
+            **{f"backorders/{g}": pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
             # Without a period, SKUs and customers are ranked from the waiting rollups (0010).
             **{
-                f"backorders/{g}/{n}": reports.pending_backorders(conn, f, now, g, n)
+                f"backorders/{g}/{n}": pending_backorders(conn, f, now, g, n)
                 for g in ("sku", "customer")
                 for n in (2, 100)
             },
@@ -328,7 +329,7 @@ def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thou
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     generate(store, Spec(lines=4000, skus=60, customers=1500, eta_lines=10, eta_po_lines=2, stocked=2, seed=5), now=now)
-    n = reports.TOP_FROM_ROLLUPS
+    n = TOP_FROM_ROLLUPS
     for g in ("customer", "sku"):
         top = store.read(reports.run("backorders", Filters(), now, g, n))
         more = store.read(reports.run("backorders", Filters(), now, g, n + 1))

@@ -41,6 +41,7 @@ from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
+from oms.reports.backorders import pending_backorders
 from oms.reports.filters import Filters
 from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
@@ -207,7 +208,7 @@ def _ages(a: int = 0, b: int = 0, c: int = 0, d: int = 0, e: int = 0) -> dict[st
 
 
 def test_pending_back_orders_by_sku(history):
-    out = read(history, reports.pending_backorders, ALL, NOW, "sku")
+    out = read(history, pending_backorders, ALL, NOW, "sku")
     assert out["items"] == [
         {"sku": "B", "lines": 1, "units": 4, "value": "16.00", "oldest_age_days": 11, "units_by_age": _ages(c=4)},
         {"sku": "A", "lines": 1, "units": 2, "value": "20.00", "oldest_age_days": 1, "units_by_age": _ages(a=2)},
@@ -224,19 +225,19 @@ def test_pending_back_orders_by_sku(history):
 
 def test_a_breakdown_cut_to_its_first_groups_still_counts_and_sums_them_all(history):
     for filters in (ALL, Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
-        whole = read(history, reports.pending_backorders, filters, NOW, "sku")
-        first = read(history, reports.pending_backorders, filters, NOW, "sku", 1)
+        whole = read(history, pending_backorders, filters, NOW, "sku")
+        first = read(history, pending_backorders, filters, NOW, "sku", 1)
         assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, reports.BREAKDOWN_LIMIT, 3)
         assert (first["groups"], first["limit"]) == (3, 1)
         assert first["items"] == whole["items"][:1] and first["items"][0]["sku"] == "B"
         assert first["total"] == whole["total"] and first["total"]["units"] == 8
-        two = read(history, reports.pending_backorders, filters, NOW, "customer", 1)
+        two = read(history, pending_backorders, filters, NOW, "customer", 1)
         assert [(i["customer"], i["units"]) for i in two["items"]] == [("C1", 4)]  # ties: the lower key first
         assert two["groups"] == 2
 
 
 def test_pending_back_orders_by_customer_channel_and_tier(history):
-    by = {g: read(history, reports.pending_backorders, ALL, NOW, g)["items"] for g in ("customer", "channel", "tier")}
+    by = {g: read(history, pending_backorders, ALL, NOW, g)["items"] for g in ("customer", "channel", "tier")}
     assert [(i["customer"], i["lines"], i["units"], i["value"], i["oldest_age_days"]) for i in by["customer"]] == [
         ("C1", 2, 4, "25.00", 58),
         ("C2", 1, 4, "16.00", 11),

@@ -17,6 +17,7 @@ from oms.access.users import User
 from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
+from oms.reports.backorders import pending_backorders
 from oms.reports.filters import Filters, filters_from
 from oms.reports.measures import AGE_BUCKETS
 from oms.reports.tables import as_table, to_csv
@@ -60,7 +61,7 @@ def _figures(f: Filters, group_by: str, period: str) -> Any:
         reports.tune(c)
         return {
             "summary": reports.summary(c, f, now),
-            "backorders": reports.pending_backorders(c, f, now, group_by),
+            "backorders": pending_backorders(c, f, now, group_by),
             "lead_times": reports.lead_times(c, f),
             "cancellations": reports.cancellations(c, f),
             "fill_rate": reports.fill_rate(c, f, period),
