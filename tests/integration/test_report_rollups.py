@@ -30,6 +30,7 @@ from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
 from oms.reports import rollups
 from oms.reports.backorders import TOP_FROM_ROLLUPS, pending_backorders
+from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, aligned, whole_hours
 from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
@@ -119,7 +120,7 @@ def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
                 for n in (2, 100)
             },
             **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
-            "cancellations": reports.cancellations(conn, f),
+            "cancellations": cancellations(conn, f),
             "metrics-age": by_age_bucket(age_cells(conn, f, now)),
         }
 

@@ -42,7 +42,9 @@ from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
 from oms.reports import queries as reports
 from oms.reports.backorders import pending_backorders
+from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters
+from oms.reports.lead_times import lead_times
 from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
@@ -253,7 +255,7 @@ def test_pending_back_orders_by_customer_channel_and_tier(history):
 
 
 def test_lead_times_split_by_whether_the_line_waited(history):
-    out = read(history, reports.lead_times, ALL)
+    out = read(history, lead_times, ALL)
     rows = {(i["measure"], i["segment"]): (i["count"], i["p50"], i["p90"], i["max"]) for i in out["items"]}
     assert rows == {
         ("placed_to_dispatched", "all"): (4, 62.0, 230.4, 288.0),
@@ -266,7 +268,7 @@ def test_lead_times_split_by_whether_the_line_waited(history):
 
 
 def test_lead_times_on_the_pos_channel_count_only_its_lines(history):
-    out = read(history, reports.lead_times, Filters(channel="pos"))
+    out = read(history, lead_times, Filters(channel="pos"))
     rows = {(i["measure"], i["segment"]): (i["count"], i["p50"], i["max"]) for i in out["items"]}
     assert rows[("placed_to_dispatched", "all")] == (1, 96.0, 96.0)
     assert rows[("backorder_wait", "backordered")] == (1, 72.0, 72.0)
@@ -277,7 +279,7 @@ def test_lead_times_on_the_pos_channel_count_only_its_lines(history):
 
 
 def test_cancellations_by_reason_class_and_share_of_back_ordered_units(history):
-    out = read(history, reports.cancellations, ALL)
+    out = read(history, cancellations, ALL)
     # units that ever waited: O2 2, O3 5, O5 7, O6 2, O7 8 = 24
     assert out["items"] == [
         {

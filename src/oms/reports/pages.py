@@ -18,7 +18,9 @@ from oms.domain.access import Action
 from oms.domain.errors import Invalid
 from oms.reports import queries as reports
 from oms.reports.backorders import pending_backorders
+from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, filters_from
+from oms.reports.lead_times import lead_times
 from oms.reports.measures import AGE_BUCKETS
 from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
@@ -62,8 +64,8 @@ def _figures(f: Filters, group_by: str, period: str) -> Any:
         return {
             "summary": reports.summary(c, f, now),
             "backorders": pending_backorders(c, f, now, group_by),
-            "lead_times": reports.lead_times(c, f),
-            "cancellations": reports.cancellations(c, f),
+            "lead_times": lead_times(c, f),
+            "cancellations": cancellations(c, f),
             "fill_rate": reports.fill_rate(c, f, period),
             "promise": reports.promise_accuracy(c, f, today, "sku"),
             "suppliers": reports.supplier_on_time(c, f, today),

@@ -31,34 +31,26 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Date,
-    Integer,
     Select,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
     select,
-    true,
 )
 
-from oms.domain.fulfillment import CancelReason
 from oms.reports import names as report_names
 from oms.reports.backorders import pending_backorders
+from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, aligned, day_span
+from oms.reports.lead_times import backorder_wait, lead_times, placed_to_dispatched
 from oms.reports.measures import (
-    PCTS,
     day_key,
     days_between,
-    distribution,
     fully_dispatched,
-    hours_between,
-    joins_placement,
-    placement_units,
     ratio,
     rounded,
-    stats_of,
     taken_at_placement,
     utc_date,
 )
@@ -66,9 +58,7 @@ from oms.reports.waiting import age_cells, by_age_bucket, pending_total
 from oms.store.tables import (
     allocations,
     event_batches,
-    events,
     order_lines,
-    orders,
     outbox,
     po_lines,
     products,
@@ -81,7 +71,6 @@ from oms.store.tables import (
 
 ol = order_lines
 
-REASON_CLASSES = tuple(c.value for c in CancelReason)
 # The reports' names, groupings and default limit live in report_names (no SQLAlchemy: the CLI offers them).
 REPORTS = report_names.REPORTS
 GROUPS_BACKORDERS = report_names.GROUPS_BACKORDERS
@@ -108,192 +97,6 @@ def _placed_rows(conn: Connection, f: Filters) -> list[Any]:
             .group_by(p.c.placed_day, p.c.channel)
         )
     )
-
-
-# ---- lead times ---------------------------------------------------------------------------------
-
-
-def _dispatched_lines(conn: Connection, f: Filters) -> Select[Any]:
-    """Fully dispatched lines in the period: (waited, hours from placement to their latest dispatch)."""
-    return select(
-        ol.c.backordered_at.is_not(None).label("waited"),
-        hours_between(conn, ol.c.dispatched_at, ol.c.placed_at).label("x"),
-    ).where(fully_dispatched(), *f.period(ol.c.dispatched_at), *f.on_channel(ol.c.channel))
-
-
-def _placed_to_dispatched(conn: Connection, f: Filters) -> dict[str, dict[str, Any]]:
-    """Lead-time distributions: over all fully dispatched lines, and split by whether they waited."""
-    lines = _dispatched_lines(conn, f)
-    if conn.dialect.name == "postgresql":  # one scan: the split and the whole as grouping sets
-        sq = lines.subquery()
-        x = sq.c.x
-        out = {"all": stats_of(0, [None, None], None), "backordered": stats_of(0, [None, None], None)}
-        out["not_backordered"] = out["backordered"]
-        q = select(
-            sq.c.waited,
-            func.grouping(sq.c.waited),
-            func.count(x),
-            *(func.percentile_cont(p).within_group(x) for p in PCTS),
-            func.max(x),
-        ).group_by(func.rollup(sq.c.waited))
-        for waited, whole, n, *ps, mx in conn.execute(q):
-            key = "all" if whole else ("backordered" if waited else "not_backordered")
-            out[key] = stats_of(int(n), [None if p is None else float(p) for p in ps], mx)
-        return out
-    return {
-        "all": distribution(conn, lines.with_only_columns(lines.selected_columns.x)),
-        "backordered": distribution(
-            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_not(None))
-        ),
-        "not_backordered": distribution(
-            conn, lines.with_only_columns(lines.selected_columns.x).where(ol.c.backordered_at.is_(None))
-        ),
-    }
-
-
-def _backorder_wait(conn: Connection, f: Filters) -> dict[str, Any]:
-    a = allocations
-    # A line whose last allocation is in the period has one at or after its start: filtering on
-    # the start before grouping keeps the maximum right and the grouping small.
-    last = (
-        select(a.c.line_id.label("line_id"), func.max(a.c.at).label("allocated_at"))
-        .where(a.c.source != "placement", *([a.c.at >= f.start] if f.start is not None else []))
-        .group_by(a.c.line_id)
-        .subquery("last_allocation")
-    )
-    waited = [ol.c.backordered_at.is_not(None), ol.c.backordered_qty == 0, *f.on_channel(ol.c.channel)]
-    if conn.dialect.name == "postgresql":
-        # Each allocated line looked up by its key (LIMIT 1 keeps the planner from turning the
-        # lookups into a scan of every order line).
-        line = select(ol.c.backordered_at).where(ol.c.id == last.c.line_id, *waited).limit(1).lateral("line")
-        q = (
-            select(hours_between(conn, last.c.allocated_at, line.c.backordered_at).label("x"))
-            .select_from(last)
-            .join(line, true())
-            .where(*f.period(last.c.allocated_at))
-        )
-        return distribution(conn, q)
-    q = (
-        select(hours_between(conn, last.c.allocated_at, ol.c.backordered_at).label("x"))
-        .join_from(ol, last, last.c.line_id == ol.c.id)
-        .where(*waited, *f.period(last.c.allocated_at))
-    )
-    return distribution(conn, q)
-
-
-def _receipt_to_allocation(conn: Connection, f: Filters) -> dict[str, Any]:
-    a = allocations
-    q = (
-        select(hours_between(conn, a.c.at, receipts.c.received_at).label("x"))
-        .join_from(a, receipts, and_(a.c.source == "receipt", receipts.c.grn_number == a.c.ref))
-        .where(*f.period(a.c.at))
-    )
-    if f.channel:
-        q = q.join(ol, ol.c.id == a.c.line_id).where(ol.c.channel == f.channel)
-    return distribution(conn, q)
-
-
-def lead_times(conn: Connection, f: Filters) -> dict[str, Any]:
-    """Placed → dispatched (by whether the line waited), back-ordered → allocated, receipt → allocation.
-
-    A line counts once it is fully dispatched (every unit not cancelled has left), at the time its
-    last units left; the period bounds that time. The back-order wait of a line ends at its last
-    allocation after placement, once nothing of it waits any more; the period bounds that time.
-    Receipt → allocation is per allocation made by a goods receipt, from the GRN's received_at.
-    """
-    lead = _placed_to_dispatched(conn, f)
-    rows = [
-        ("placed_to_dispatched", "all", lead["all"]),
-        ("placed_to_dispatched", "backordered", lead["backordered"]),
-        ("placed_to_dispatched", "not_backordered", lead["not_backordered"]),
-        ("backorder_wait", "backordered", _backorder_wait(conn, f)),
-        ("receipt_to_allocation", "all", _receipt_to_allocation(conn, f)),
-    ]
-    return {
-        "unit": "hours",
-        "items": [{"measure": m, "segment": s, **stats} for m, s, stats in rows],
-    }
-
-
-# ---- cancellations ------------------------------------------------------------------------------
-
-
-def _cancel_rows(conn: Connection, f: Filters) -> list[Any]:
-    """Units cancelled per reason code: (reason, cancellations, units, back-ordered units)."""
-    e = events
-    reason = e.c.data["reason_code"].as_string()
-    if conn.dialect.name == "postgresql":
-        item = func.json_array_elements(e.c.data["lines"]).table_valued("value").alias("item")
-        qty = cast(item.c.value.op("->>")("qty"), Integer)
-        waited = cast(item.c.value.op("->>")("backordered"), Integer)
-    else:
-        item = func.json_each(e.c.data, "$.lines").table_valued("value").alias("item")
-        qty = cast(func.json_extract(item.c.value, "$.qty"), Integer)
-        waited = cast(func.json_extract(item.c.value, "$.backordered"), Integer)
-    inner = (
-        select(e.c.id.label("event_id"), reason.label("reason"), qty.label("qty"), waited.label("waited"))
-        .select_from(e)
-        .join(item, true())
-        .where(e.c.type == "cancelled", *f.period(e.c.at))
-    )
-    if f.channel:
-        inner = inner.join(orders, orders.c.order_number == e.c.order_number).where(orders.c.channel == f.channel)
-    sq = inner.subquery("cancelled_lines")
-    q = select(
-        sq.c.reason,
-        func.count(func.distinct(sq.c.event_id)).label("cancellations"),
-        func.sum(sq.c.qty).label("units"),
-        func.sum(sq.c.waited).label("backordered_units"),
-    ).group_by(sq.c.reason)
-    return list(conn.execute(q))
-
-
-def _units_backordered(conn: Connection, f: Filters) -> int:
-    """Units that ever waited, of lines that began waiting in the period: ordered minus taken at once."""
-    if aligned(f):
-        p = report_placed_rollup
-        q = select(func.coalesce(func.sum(p.c.units_backordered), 0)).where(
-            p.c.backordered_day.is_not(None), *day_span(f, p.c.backordered_day), *f.on_channel(p.c.channel)
-        )
-        return int(conn.execute(q).scalar_one())
-    at_once = placement_units()
-    q = (
-        select(func.coalesce(func.sum(ol.c.qty - func.coalesce(at_once.c.qty, 0)), 0))
-        .select_from(ol)
-        .outerjoin(at_once, joins_placement(at_once))
-        .where(ol.c.backordered_at.is_not(None), *f.period(ol.c.backordered_at), *f.on_channel(ol.c.channel))
-    )
-    return int(conn.execute(q).scalar_one())
-
-
-def cancellations(conn: Connection, f: Filters) -> dict[str, Any]:
-    """Units cancelled in the period by reason class, and as a share of the units that were back-ordered.
-
-    `share_of_backordered_units` divides back-ordered units cancelled in the period by the units
-    back-ordered in the period (lines whose wait began then).
-    """
-    per_class = {c: {"cancellations": 0, "units": 0, "backordered_units": 0} for c in REASON_CLASSES}
-    for r in _cancel_rows(conn, f):
-        acc = per_class[r.reason if r.reason in per_class else CancelReason.OPERATIONS.value]
-        acc["cancellations"] += int(r.cancellations)
-        acc["units"] += int(r.units or 0)
-        acc["backordered_units"] += int(r.backordered_units or 0)
-    waited = _units_backordered(conn, f)
-    items = [
-        {"reason": c, **v, "share_of_backordered_units": ratio(v["backordered_units"], waited)}
-        for c, v in per_class.items()
-    ]
-    total_back = sum(v["backordered_units"] for v in per_class.values())
-    return {
-        "items": items,
-        "total": {
-            "cancellations": sum(v["cancellations"] for v in per_class.values()),
-            "units": sum(v["units"] for v in per_class.values()),
-            "backordered_units": total_back,
-            "units_backordered": waited,
-            "share_of_backordered_units": ratio(total_back, waited),
-        },
-    }
 
 
 # ---- fill rate at placement ---------------------------------------------------------------------
@@ -552,8 +355,8 @@ def summary(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
     """
     cells = age_cells(conn, f, now)
     pending = pending_total(conn, f, now, cells)
-    lead = _placed_to_dispatched(conn, f)["all"]
-    wait = _backorder_wait(conn, f)
+    lead = placed_to_dispatched(conn, f)["all"]
+    wait = backorder_wait(conn, f)
     cancelled = {row["reason"]: row["units"] for row in cancellations(conn, f)["items"]}
     fill = fill_rate_total(conn, f)
     return {
