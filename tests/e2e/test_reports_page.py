@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from oms.reports import queries as reports
 from oms.reports.filters import Filters
 from oms.reports.measures import AGE_BUCKETS
+from oms.reports.service_levels import fill_rate
 from oms.reports.tables import as_table, to_csv
 
 from .conftest import Server, shot, sign_in
@@ -35,7 +36,7 @@ def test_the_reports_page_draws_every_chart_from_the_report_figures(page: Page, 
         expect(page.locator(f"#{canvas}")).to_have_attribute("data-drawn", "true")
     now = datetime.now(UTC)
     summary = server.store.read(lambda c: reports.summary(c, Filters(), now))
-    fill = server.store.read(lambda c: reports.fill_rate(c, Filters(), "day"))
+    fill = server.store.read(lambda c: fill_rate(c, Filters(), "day"))
     ages = [label for label, _ in AGE_BUCKETS]
 
     age_chart = chart_data(page, "chart-age")

@@ -32,6 +32,7 @@ from oms.reports import rollups
 from oms.reports.backorders import TOP_FROM_ROLLUPS, pending_backorders
 from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, aligned, whole_hours
+from oms.reports.service_levels import fill_rate
 from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
@@ -119,7 +120,7 @@ def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
                 for g in ("sku", "customer")
                 for n in (2, 100)
             },
-            **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
+            **{f"fill/{g}": fill_rate(conn, f, g) for g in ("day", "week", "channel")},
             "cancellations": cancellations(conn, f),
             "metrics-age": by_age_bucket(age_cells(conn, f, now)),
         }
@@ -151,8 +152,8 @@ def test_rollups_equal_a_recount_and_reports_agree_with_the_line_by_line_path(st
     for now, f in cases:
         assert aligned(f) and not whole_hours(unaligned(f))
         assert figures(store, f, now) == unfolded[now, f] == figures(store, unaligned(f), now), (f, now)
-    fast = store.read(lambda c: reports.fill_rate(c, Filters(), "sku"))
-    slow = store.read(lambda c: reports.fill_rate(c, unaligned(Filters()), "sku"))
+    fast = store.read(lambda c: fill_rate(c, Filters(), "sku"))
+    slow = store.read(lambda c: fill_rate(c, unaligned(Filters()), "sku"))
     assert fast == slow and len(fast["items"]) == len(SKUS)
 
 

@@ -45,6 +45,7 @@ from oms.reports.backorders import pending_backorders
 from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters
 from oms.reports.lead_times import lead_times
+from oms.reports.service_levels import fill_rate, promise_accuracy, supplier_on_time
 from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
@@ -337,7 +338,7 @@ def _fill(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[int, int, flo
 
 
 def test_fill_rate_at_placement_by_sku_channel_day_and_week(history):
-    out = {g: read(history, reports.fill_rate, ALL, g) for g in ("sku", "channel", "day", "week")}
+    out = {g: read(history, fill_rate, ALL, g) for g in ("sku", "channel", "day", "week")}
     assert _fill(out["sku"]["items"], "sku") == {"A": (21, 12, 0.5714), "B": (17, 10, 0.5882), "C": (8, 0, 0.0)}
     assert _fill(out["channel"]["items"], "channel") == {"pos": (13, 9, 0.6923), "web": (33, 13, 0.3939)}
     assert _fill(out["day"]["items"], "day") == {
@@ -366,7 +367,7 @@ def test_fill_rate_at_placement_by_sku_channel_day_and_week(history):
 
 
 def test_promise_accuracy_judges_dispatched_lines_and_open_lines_past_their_promise(history):
-    out = read(history, reports.promise_accuracy, ALL, TODAY, "sku")
+    out = read(history, promise_accuracy, ALL, TODAY, "sku")
     # O2 on its promise day; O3 3 days late; O7 open 38 days past 02-21; O6 not yet due; O5 never promised
     assert out["items"] == [
         {
@@ -403,7 +404,7 @@ def test_promise_accuracy_judges_dispatched_lines_and_open_lines_past_their_prom
 
 def test_promise_accuracy_by_channel_over_promises_due_in_march(history):
     f = Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
-    out = read(history, reports.promise_accuracy, f, TODAY, "channel")
+    out = read(history, promise_accuracy, f, TODAY, "channel")
     assert [(i["channel"], i["lines_judged"], i["on_time"], i["mean_slip_days"]) for i in out["items"]] == [
         ("pos", 1, 1, None),
         ("web", 1, 0, 3.0),
@@ -411,7 +412,7 @@ def test_promise_accuracy_by_channel_over_promises_due_in_march(history):
 
 
 def test_supplier_on_time_rate_from_expected_and_received_dates(history):
-    out = read(history, reports.supplier_on_time, ALL, TODAY)
+    out = read(history, supplier_on_time, ALL, TODAY)
     # Acme: PO-1 complete a day early, PO-3 still open 6 days past 03-25; Beta: PO-2 complete 2 days late
     assert out["items"] == [
         {

@@ -22,6 +22,7 @@ from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, filters_from
 from oms.reports.lead_times import lead_times
 from oms.reports.measures import AGE_BUCKETS
+from oms.reports.service_levels import fill_rate, promise_accuracy, supplier_on_time
 from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
 from oms.web.auth import require_user
@@ -66,9 +67,9 @@ def _figures(f: Filters, group_by: str, period: str) -> Any:
             "backorders": pending_backorders(c, f, now, group_by),
             "lead_times": lead_times(c, f),
             "cancellations": cancellations(c, f),
-            "fill_rate": reports.fill_rate(c, f, period),
-            "promise": reports.promise_accuracy(c, f, today, "sku"),
-            "suppliers": reports.supplier_on_time(c, f, today),
+            "fill_rate": fill_rate(c, f, period),
+            "promise": promise_accuracy(c, f, today, "sku"),
+            "suppliers": supplier_on_time(c, f, today),
         }
 
     return query
