@@ -27,12 +27,13 @@ from oms.domain.errors import DomainError
 from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
-from oms.reports import queries as reports
 from oms.reports import rollups
 from oms.reports.backorders import TOP_FROM_ROLLUPS, pending_backorders
 from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, aligned, whole_hours
+from oms.reports.queries import run
 from oms.reports.service_levels import fill_rate
+from oms.reports.summary import summary
 from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
@@ -112,7 +113,7 @@ def unaligned(f: Filters) -> Filters:
 def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
     def read(conn: Any) -> dict[str, Any]:
         return {
-            "summary": reports.summary(conn, f, now),
+            "summary": summary(conn, f, now),
             **{f"backorders/{g}": pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
             # Without a period, SKUs and customers are ranked from the waiting rollups (0010).
             **{
@@ -242,7 +243,7 @@ def test_folding_while_writers_append_and_reports_read_keeps_one_folded_row_per_
     def read_and_fold(n: int) -> int:
         for _ in range(n):
             for g in ("sku", "customer"):
-                store.read(reports.run("backorders", Filters(), now, g, 2))
+                store.read(run("backorders", Filters(), now, g, 2))
             rollups.fold_rollups(store)
         return n
 
@@ -333,7 +334,7 @@ def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thou
     generate(store, Spec(lines=4000, skus=60, customers=1500, eta_lines=10, eta_po_lines=2, stocked=2, seed=5), now=now)
     n = TOP_FROM_ROLLUPS
     for g in ("customer", "sku"):
-        top = store.read(reports.run("backorders", Filters(), now, g, n))
-        more = store.read(reports.run("backorders", Filters(), now, g, n + 1))
+        top = store.read(run("backorders", Filters(), now, g, n))
+        more = store.read(run("backorders", Filters(), now, g, n + 1))
         assert top["groups"] == more["groups"] > (n if g == "customer" else 50)
         assert top["items"] == more["items"][:n] and top["total"] == more["total"]

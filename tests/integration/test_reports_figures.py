@@ -40,12 +40,14 @@ from oms.domain.fulfillment import reason_code_of
 from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
-from oms.reports import queries as reports
 from oms.reports.backorders import pending_backorders
 from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters
 from oms.reports.lead_times import lead_times
+from oms.reports.names import BREAKDOWN_LIMIT, REPORTS
+from oms.reports.queries import run
 from oms.reports.service_levels import fill_rate, promise_accuracy, supplier_on_time
+from oms.reports.summary import metric_figures, summary
 from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
@@ -157,7 +159,7 @@ EMPTY_BUCKET = {"lines": 0, "units": 0, "value": "0.00"}
 
 
 def test_summary_over_all_time_matches_the_hand_computed_figures(history):
-    assert read(history, reports.summary, ALL, NOW) == {
+    assert read(history, summary, ALL, NOW) == {
         "pending_backorder_lines": 3,
         "pending_backorder_units": 8,
         "pending_backorder_value": "41.00",
@@ -177,7 +179,7 @@ def test_summary_over_all_time_matches_the_hand_computed_figures(history):
 
 
 def test_summary_for_march_on_the_web_channel_leaves_out_other_channels_and_earlier_orders(history):
-    assert read(history, reports.summary, MARCH_WEB, NOW) == {
+    assert read(history, summary, MARCH_WEB, NOW) == {
         "pending_backorder_lines": 1,
         "pending_backorder_units": 4,
         "pending_backorder_value": "16.00",
@@ -197,7 +199,7 @@ def test_summary_for_march_on_the_web_channel_leaves_out_other_channels_and_earl
 
 def test_a_period_that_ends_before_the_first_dispatch_has_no_lead_times(history):
     f = Filters(end=datetime(2026, 3, 2, 12, tzinfo=UTC))
-    out = read(history, reports.summary, f, NOW)
+    out = read(history, summary, f, NOW)
     assert out["lead_time_hours"] == {"p50": None, "p90": None}
     assert out["backorder_wait_hours"] == {"p50": None, "p90": None}
     assert out["cancelled_units_by_reason"] == {"customer": 0, "aged_out": 0, "operations": 0}
@@ -230,7 +232,7 @@ def test_a_breakdown_cut_to_its_first_groups_still_counts_and_sums_them_all(hist
     for filters in (ALL, Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
         whole = read(history, pending_backorders, filters, NOW, "sku")
         first = read(history, pending_backorders, filters, NOW, "sku", 1)
-        assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, reports.BREAKDOWN_LIMIT, 3)
+        assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, BREAKDOWN_LIMIT, 3)
         assert (first["groups"], first["limit"]) == (3, 1)
         assert first["items"] == whole["items"][:1] and first["items"][0]["sku"] == "B"
         assert first["total"] == whole["total"] and first["total"]["units"] == 8
@@ -442,7 +444,7 @@ def test_supplier_on_time_rate_from_expected_and_received_dates(history):
 
 
 def test_metric_figures_count_allocations_receipts_and_waiting_units(history):
-    m = read(history, reports.metric_figures, NOW)
+    m = read(history, metric_figures, NOW)
     assert m["pending_units_by_age"] == _ages(a=2, c=4, e=2)
     assert m["allocations"] == {"placement": (6, 22), "receipt": (3, 7)}
     assert (m["receipts"], m["received_units"]) == (2, 14)
@@ -455,8 +457,8 @@ def test_metric_figures_count_allocations_receipts_and_waiting_units(history):
 
 
 def test_every_report_renders_as_a_table_whose_rows_are_its_items(history):
-    for name in reports.REPORTS:
-        data = history.read(reports.run(name, ALL, NOW))
+    for name in REPORTS:
+        data = history.read(run(name, ALL, NOW))
         columns, rows = as_table(name, data)
         if name == "summary":
             assert ["pending_backorder_value", "41.00"] in rows

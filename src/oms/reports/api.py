@@ -19,8 +19,9 @@ from oms.api.app import AuthError, require, store_of
 from oms.api.schemas import CODE_PATTERN
 from oms.domain.access import Action, Principal
 from oms.reports import metrics
-from oms.reports import queries as reports
 from oms.reports.filters import Filters, filters_from
+from oms.reports.names import BREAKDOWN_LIMIT
+from oms.reports.queries import run
 from oms.reports.tables import as_table, to_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -41,11 +42,11 @@ def answer(
     f: Filters,
     fmt: str,
     group_by: str | None = None,
-    limit: int = reports.BREAKDOWN_LIMIT,
+    limit: int = BREAKDOWN_LIMIT,
 ) -> Any:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
-    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by, limit))
+    data = store_of(request).read(run(name, f, datetime.now(UTC), group_by, limit))
     if fmt == "csv":
         columns, rows = as_table(name, data)
         return Response(
@@ -78,7 +79,7 @@ def backorders(
     channel: Channel = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_GROUPS, description="How many groups, most units waiting first")
-    ] = reports.BREAKDOWN_LIMIT,
+    ] = BREAKDOWN_LIMIT,
     format: Format = "json",
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:

@@ -16,7 +16,7 @@ from oms.reports import names as report_names
 if TYPE_CHECKING:
     from rich.table import Table
 
-# The choices come from report_names, not from oms.reports (its queries import SQLAlchemy).
+# The choices come from report_names, not from the reports' modules (they import SQLAlchemy).
 ReportName = StrEnum("ReportName", {n.replace("-", "_"): n for n in report_names.REPORTS})  # type: ignore[misc]
 
 
@@ -38,8 +38,8 @@ def report_command(
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
-    from oms.reports import queries as reports
     from oms.reports.filters import filters_from
+    from oms.reports.queries import run
     from oms.reports.tables import as_table, to_csv
     from oms.store.db import Store, make_engine
 
@@ -52,7 +52,7 @@ def report_command(
         f = filters_from(from_, to, channel)
     except Invalid as exc:
         raise typer.BadParameter(exc.detail) from exc
-    data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by, limit))
+    data = Store(make_engine()).read(run(report, f, datetime.now(UTC), group_by, limit))
     columns, rows = as_table(report, data)
     if csv:
         typer.echo(to_csv(columns, rows), nl=False)

@@ -1,7 +1,7 @@
 """The Reports page: back-order health, lead times, cancellations, fill rate and promises, with charts and CSV.
 
-The figures come from oms.reports.queries, the same functions behind /api/v1/reports and `oms report`, over
-the same filters (from, to, channel), so the page, the API and the CLI always agree.
+The figures come from the report modules of oms.reports, the same functions behind /api/v1/reports and
+`oms report`, over the same filters (from, to, channel), so the page, the API and the CLI always agree.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from sqlalchemy import Connection
 from oms.access.users import User
 from oms.domain.access import Action
 from oms.domain.errors import Invalid
-from oms.reports import queries as reports
 from oms.reports.backorders import pending_backorders
 from oms.reports.cancellations import cancellations
 from oms.reports.filters import Filters, filters_from
 from oms.reports.lead_times import lead_times
 from oms.reports.measures import AGE_BUCKETS
+from oms.reports.names import GROUPS_BACKORDERS, REPORTS
+from oms.reports.queries import run, tune
 from oms.reports.service_levels import fill_rate, promise_accuracy, supplier_on_time
+from oms.reports.summary import summary
 from oms.reports.tables import as_table, to_csv
 from oms.store.reads import utcnow
 from oms.web.auth import require_user
@@ -38,7 +40,7 @@ def _filters(params: Mapping[str, str]) -> tuple[dict[str, str], Filters | None,
     """The URL's filters: what to echo into the form, the report filters (None when invalid), complaints."""
     echo = {name: str(params.get(name, "")).strip()[:40] for name in ("from", "to", "channel")}
     group = str(params.get("group_by", "sku"))
-    echo["group_by"] = group if group in reports.GROUPS_BACKORDERS else "sku"
+    echo["group_by"] = group if group in GROUPS_BACKORDERS else "sku"
     period = str(params.get("period", "day"))
     echo["period"] = period if period in ("day", "week") else "day"
     errors = FormErrors()
@@ -61,9 +63,9 @@ def _figures(f: Filters, group_by: str, period: str) -> Any:
     today = now.date()
 
     def query(c: Connection) -> dict[str, Any]:
-        reports.tune(c)
+        tune(c)
         return {
-            "summary": reports.summary(c, f, now),
+            "summary": summary(c, f, now),
             "backorders": pending_backorders(c, f, now, group_by),
             "lead_times": lead_times(c, f),
             "cancellations": cancellations(c, f),
@@ -98,13 +100,13 @@ def reports_page(request: Request, user: User = Depends(require_user(Action.READ
 def report_csv(name: str, request: Request, user: User = Depends(require_user(Action.READ))) -> Response:
     """One report as CSV over the page's filters: the same rows as the API's ?format=csv."""
     _no_channel_users(user)
-    if name not in reports.REPORTS:
-        raise WebError(404, "Not found", f"No report '{name}'. Reports: {', '.join(reports.REPORTS)}.")
+    if name not in REPORTS:
+        raise WebError(404, "Not found", f"No report '{name}'. Reports: {', '.join(REPORTS)}.")
     echo, f, errors = _filters(request.query_params)
     if f is None:
         raise WebError(422, "Invalid filters", errors.summary)
     group_by = {"backorders": echo["group_by"], "fill-rate": echo["period"]}.get(name)
-    data = read(request, reports.run(name, f, utcnow(), group_by))
+    data = read(request, run(name, f, utcnow(), group_by))
     columns, rows = as_table(name, data)
     return Response(
         to_csv(columns, rows),
