@@ -17,7 +17,7 @@ from sqlalchemy import Connection, case, func, select, union_all
 
 from oms.reports import rollups
 from oms.reports.filters import Filters, whole_hours
-from oms.reports.measures import AGE_BUCKETS, age_days, bucket_conditions, bucket_label, cents, money
+from oms.reports.measures import AGE_BUCKETS, age_days, bucket_conditions, bucket_label, cents, money_of_cents
 from oms.reports.names import BREAKDOWN_LIMIT, GROUPS_BACKORDERS
 from oms.reports.waiting import age_cells, oldest_waiting, pending_by, pending_total, pending_where
 from oms.store.tables import (
@@ -61,7 +61,7 @@ def _item(group_by: str, key: Any, lines: int, units: int, value: Any, oldest: A
         group_by: key,
         "lines": int(lines),
         "units": int(units),
-        "value": money(value),
+        "value": money_of_cents(value),
         "oldest_age_days": age_days(now, oldest),
         "units_by_age": {label: int(by_age.get(label, 0)) for label, _ in AGE_BUCKETS},
     }

@@ -7,7 +7,8 @@ ordered select of the one column (`ORDER BY x LIMIT 2 OFFSET k`) and interpolate
 `percentile_cont` does (`distribution`). Nothing loads the lines into Python.
 
 Ages count whole days since the order was placed, as the Back Orders tab does (`AGE_BUCKETS`).
-Amounts are summed as integer cents (`cents`) and written with two decimals (`money`).
+Amounts are summed as integer cents (`cents`) and written with two decimals as oms.formats writes
+every amount (`money_of_cents`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from oms.formats import money
 from oms.store.tables import allocations, order_lines
 
 ol = order_lines
@@ -44,8 +46,9 @@ ol = order_lines
 # ---- small helpers ------------------------------------------------------------------------------
 
 
-def money(cents: int | None) -> str:
-    return f"{Decimal(int(cents or 0)) / 100:.2f}"
+def money_of_cents(cents: int | None) -> str:
+    """A sum of cents (None as 0) written as every answer writes money: 1234 -> '12.34'."""
+    return money(Decimal(int(cents or 0)) / 100)
 
 
 def cents(col: Any) -> Any:

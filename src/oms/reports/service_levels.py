@@ -59,13 +59,7 @@ def fill_rate(conn: Connection, f: Filters, group_by: str) -> dict[str, Any]:
         ).select_from(lines)
 
     def shape(r: Any) -> dict[str, Any]:
-        return {
-            "lines": int(r.lines),
-            "lines_filled_at_placement": int(r.filled),
-            "units_ordered": int(r.ordered),
-            "units_allocated_at_placement": int(r.taken),
-            "fill_rate": ratio(int(r.taken), int(r.ordered)),
-        }
+        return _fill_shape(int(r.lines), int(r.filled), int(r.ordered), int(r.taken))
 
     rows = conn.execute(q(lines.c.key).group_by(lines.c.key).order_by(lines.c.key)).all()
     total = conn.execute(q()).one()

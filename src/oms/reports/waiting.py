@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Connection, func, literal, select, union_all
 
 from oms.reports.filters import Filters, hour_of, whole_hours
-from oms.reports.measures import AGE_BUCKETS, age_days, bucket_conditions, bucket_label, cents, money
+from oms.reports.measures import AGE_BUCKETS, age_days, bucket_label, cents, money_of_cents
 from oms.store.tables import customers, order_lines, report_pending_rollup
 
 ol = order_lines
@@ -110,7 +110,7 @@ def pending_total(conn: Connection, f: Filters, now: datetime, cells: Cells) -> 
     return {
         "lines": lines,
         "units": sum(c[1] for c in cells.values()),
-        "value": money(sum(c[2] for c in cells.values())),
+        "value": money_of_cents(sum(c[2] for c in cells.values())),
         "oldest_age_days": age_days(now, oldest_waiting(conn, f)) if lines else None,
     }
 
@@ -119,8 +119,7 @@ def age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
     """The waiting lines of the period per age bucket: the pending rollup for whole hours, else the lines."""
     if whole_hours(f):
         return pending_by(conn, f, now, None)[None]
-    buckets = bucket_conditions(now)
-    label = case(*((cond, literal(name)) for name, cond in buckets[:-1]), else_=literal(buckets[-1][0]))
+    label = bucket_label(now, ol.c.placed_at)
     # Grouped in an outer select: PostgreSQL would not match a GROUP BY expression holding parameters.
     waiting = (
         select(
@@ -143,4 +142,4 @@ def age_cells(conn: Connection, f: Filters, now: datetime) -> Cells:
 
 
 def by_age_bucket(cells: Cells) -> dict[str, dict[str, Any]]:
-    return {name: {"lines": c[0], "units": c[1], "value": money(c[2])} for name, c in cells.items()}
+    return {name: {"lines": c[0], "units": c[1], "value": money_of_cents(c[2])} for name, c in cells.items()}
