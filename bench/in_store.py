@@ -397,7 +397,9 @@ REPORT_CASES: tuple[tuple[str, str | None], ...] = (
 
 def reports_bench(store: Store, kind: str, lines: int, runs: int) -> list[Result]:
     """Every report over all time, and the /metrics figures (target < 500 ms on PostgreSQL)."""
-    from oms.reports import queries as reports
+    from oms.reports.filters import Filters
+    from oms.reports.queries import run
+    from oms.reports.summary import metric_figures
 
     out = []
     for name, group in REPORT_CASES:
@@ -406,9 +408,9 @@ def reports_bench(store: Store, kind: str, lines: int, runs: int) -> list[Result
             for _ in range(runs):
                 now = datetime.now(UTC)
                 if name == "metrics":
-                    fn: Any = lambda c, t=now: reports.metric_figures(c, t)  # noqa: E731
+                    fn: Any = lambda c, t=now: metric_figures(c, t)  # noqa: E731
                 else:
-                    fn = reports.run(name, reports.Filters(), now, group)
+                    fn = run(name, Filters(), now, group)
                 samples.append(timed(lambda: store.read(fn))[0])  # noqa: B023
         except Exception as exc:  # a report this build does not have: say so, do not stop the suite
             console.print(f"  report {name}/{group}: {type(exc).__name__}: {exc}")

@@ -11,7 +11,7 @@ import pytest
 from oms.domain.access import Role
 from oms.domain.fulfillment import CancelReason, reason_code_of
 from oms.orders import jobs
-from oms.reports import queries as reports
+from oms.reports.tables import cell, flatten
 from tests.integration.test_reports_figures import build_history
 
 MARCH_WEB = {"from": "2026-03-01", "to": "2026-03-31", "channel": "web"}
@@ -92,15 +92,15 @@ def test_csv_and_json_give_the_same_rows(history_api, name, params):
     rows = get_csv(history_api, f"/reports/{name}", **params)
     assert len(rows) == len(data["items"]) > 0
     for item, row in zip(data["items"], rows, strict=True):
-        flat = reports.flatten(item)
+        flat = flatten(item)
         assert list(row) == list(flat)
-        assert row == {k: reports.cell(v) for k, v in flat.items()}
+        assert row == {k: cell(v) for k, v in flat.items()}
 
 
 def test_the_summary_csv_lists_each_figure_once(history_api):
     data = get_json(history_api, "/reports/summary", **MARCH_WEB)
     rows = get_csv(history_api, "/reports/summary", **MARCH_WEB)
-    assert {r["metric"]: r["value"] for r in rows} == {k: reports.cell(v) for k, v in reports.flatten(data).items()}
+    assert {r["metric"]: r["value"] for r in rows} == {k: cell(v) for k, v in flatten(data).items()}
     assert {"metric": "lead_time_hours.p90", "value": "236.0"} in rows
 
 

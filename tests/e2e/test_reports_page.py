@@ -8,7 +8,12 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from oms.reports import queries as reports
+from oms.reports.filters import Filters
+from oms.reports.measures import AGE_BUCKETS
+from oms.reports.queries import run
+from oms.reports.service_levels import fill_rate
+from oms.reports.summary import summary
+from oms.reports.tables import as_table, to_csv
 
 from .conftest import Server, shot, sign_in
 
@@ -31,18 +36,18 @@ def test_the_reports_page_draws_every_chart_from_the_report_figures(page: Page, 
     for canvas in CHARTS:
         expect(page.locator(f"#{canvas}")).to_have_attribute("data-drawn", "true")
     now = datetime.now(UTC)
-    summary = server.store.read(lambda c: reports.summary(c, reports.Filters(), now))
-    fill = server.store.read(lambda c: reports.fill_rate(c, reports.Filters(), "day"))
-    ages = [label for label, _ in reports.AGE_BUCKETS]
+    headline = server.store.read(lambda c: summary(c, Filters(), now))
+    fill = server.store.read(lambda c: fill_rate(c, Filters(), "day"))
+    ages = [label for label, _ in AGE_BUCKETS]
 
     age_chart = chart_data(page, "chart-age")
     assert age_chart["labels"] == [f"{a} d" for a in ages]
-    assert age_chart["data"] == [[summary["by_age_bucket"][a]["units"] for a in ages]]
-    assert sum(age_chart["data"][0]) == summary["pending_backorder_units"] > 0
+    assert age_chart["data"] == [[headline["by_age_bucket"][a]["units"] for a in ages]]
+    assert sum(age_chart["data"][0]) == headline["pending_backorder_units"] > 0
     fill_chart = chart_data(page, "chart-fill")
     assert fill_chart["labels"] == [r["day"] for r in fill["items"]]
     assert fill_chart["data"] == [[round(r["fill_rate"] * 100, 1) for r in fill["items"]]]
-    expect(page.locator("#kpi-units")).to_have_text(f"{summary['pending_backorder_units']:,}")
+    expect(page.locator("#kpi-units")).to_have_text(f"{headline['pending_backorder_units']:,}")
     shot(page, "reports")
 
 
@@ -66,6 +71,6 @@ def test_a_report_downloads_as_the_same_csv_the_api_gives(page: Page, server: Se
     with page.expect_download() as caught:
         page.locator("#bo-h a", has_text="CSV").click()
     body = open(caught.value.path(), encoding="utf-8").read()  # noqa: SIM115
-    data = server.store.read(reports.run("backorders", reports.Filters(), datetime.now(UTC), "tier"))
-    assert body == reports.to_csv(*reports.as_table("backorders", data))
+    data = server.store.read(run("backorders", Filters(), datetime.now(UTC), "tier"))
+    assert body == to_csv(*as_table("backorders", data))
     assert body.splitlines()[0].startswith("tier,lines,units,value,oldest_age_days")

@@ -41,8 +41,13 @@ from oms.orders.pages import order_detail
 from oms.replenishment import use_cases as replenishment
 from oms.replenishment import views as po_views
 from oms.reports import pages as web_reports
-from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.backorders import TOP_FROM_ROLLUPS
+from oms.reports.filters import Filters, filters_from
+from oms.reports.names import BREAKDOWN_LIMIT, GROUP_CHOICES, GROUPS_BACKORDERS, GROUPS_FILL_RATE, REPORTS
+from oms.reports.queries import run
+from oms.reports.summary import metric_figures
+from oms.reports.tables import as_table, to_csv
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, settings, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -64,7 +69,7 @@ PERIODS = [
     (None, "2026-03-20", "pos"),
 ]
 # A breakdown of up to TOP_FROM_ROLLUPS groups ranks from the rollups; more is one grouping of the lines.
-LIMITS = (reports.BREAKDOWN_LIMIT, 1, reports.TOP_FROM_ROLLUPS + 1)
+LIMITS = (BREAKDOWN_LIMIT, 1, TOP_FROM_ROLLUPS + 1)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -167,12 +172,12 @@ def every_page(
 
 def report_calls() -> Iterator[tuple[str, Callable[[Connection], Any]]]:
     """Every report the API's /reports routes run, with each breakdown, period and limit."""
-    for name in reports.REPORTS:
-        for group_by in reports.GROUP_CHOICES.get(name, (None,)):
+    for name in REPORTS:
+        for group_by in GROUP_CHOICES.get(name, (None,)):
             for period in PERIODS:
-                f = reports.filters_from(*period)
-                for limit in LIMITS if name == "backorders" else (reports.BREAKDOWN_LIMIT,):
-                    yield f"{name} {group_by} {period} {limit}", reports.run(name, f, NOW, group_by, limit)
+                f = filters_from(*period)
+                for limit in LIMITS if name == "backorders" else (BREAKDOWN_LIMIT,):
+                    yield f"{name} {group_by} {period} {limit}", run(name, f, NOW, group_by, limit)
 
 
 def test_store_reads_are_read_only_transactions_and_writes_are_not(store: Store) -> None:
@@ -204,16 +209,14 @@ def test_every_report_in_every_form_reads_the_same_through_the_read_only_role(
     for label, query in report_calls():
         data = same(store, reader, query, label)
         name = label.split()[0]
-        assert reports.to_csv(*reports.as_table(name, data)) == store.read(
-            lambda c, q=query, n=name: reports.to_csv(*reports.as_table(n, q(c)))
-        )
-    backorders = reader.read(reports.run("backorders", reports.Filters(), NOW, "customer", 1))
+        assert to_csv(*as_table(name, data)) == store.read(lambda c, q=query, n=name: to_csv(*as_table(n, q(c))))
+    backorders = reader.read(run("backorders", Filters(), NOW, "customer", 1))
     assert (backorders["groups"], len(backorders["items"])) == (2, 1)
-    same(store, reader, lambda c: reports.metric_figures(c, NOW), "metrics")
+    same(store, reader, lambda c: metric_figures(c, NOW), "metrics")
     for period in PERIODS:
         for group_by, _ in web_reports.GROUPS:
             for week, _ in web_reports.PERIODS:
-                query = web_reports._figures(reports.filters_from(*period), group_by, week)
+                query = web_reports._figures(filters_from(*period), group_by, week)
                 same(store, reader, query, f"reports page {period} {group_by} {week}")
 
 
@@ -392,7 +395,7 @@ def _pages(client: TestClient) -> dict[str, tuple[int, str]]:
         "/reports",
         "/reports?from=2026-03-01&to=2026-03-31&channel=web&group_by=customer&period=week",
         "/reports?group_by=tier",
-        *[f"/reports/{name}.csv" for name in reports.REPORTS],
+        *[f"/reports/{name}.csv" for name in REPORTS],
         "/reports/backorders.csv?group_by=channel&from=2026-03-02",
         "/settings",
         f"/c/{token}",
@@ -448,11 +451,11 @@ def test_every_api_read_answers_the_same_through_the_read_only_role(
         "/api/v1/settings/allocation-rule",
         *[
             f"/api/v1/reports/{name}?{q}"
-            for name in reports.REPORTS
+            for name in REPORTS
             for q in ("", "format=csv", "from=2026-03-01&to=2026-03-31&channel=web", "from=2026-03-02T10:30:00Z")
         ],
-        *[f"/api/v1/reports/backorders?group_by={g}&limit=1" for g in reports.GROUPS_BACKORDERS],
-        *[f"/api/v1/reports/fill-rate?group_by={g}&format=csv" for g in reports.GROUPS_FILL_RATE],
+        *[f"/api/v1/reports/backorders?group_by={g}&limit=1" for g in GROUPS_BACKORDERS],
+        *[f"/api/v1/reports/fill-rate?group_by={g}&format=csv" for g in GROUPS_FILL_RATE],
     ]
     with TestClient(create_app(store)) as a, TestClient(create_app(reader)) as b:
         for path in paths:
@@ -467,12 +470,12 @@ def test_every_api_read_answers_the_same_through_the_read_only_role(
 def test_folding_afterwards_changes_no_report_figure(store: Store, reader: Store) -> None:
     """Last: the worker's fold (a write, on the primary) leaves every report as the reader saw it."""
     before = {label: reader.read(query) for label, query in report_calls()}
-    before["metrics"] = reader.read(lambda c: reports.metric_figures(c, NOW))
+    before["metrics"] = reader.read(lambda c: metric_figures(c, NOW))
     assert all(deltas(store).values())
     assert rollups.fold_rollups(store) > 0
     assert deltas(store) == dict.fromkeys(rollups.KEYS, 0)
     assert rollups.fold_rollups(store) == 0
     after = {label: reader.read(query) for label, query in report_calls()}
-    after["metrics"] = reader.read(lambda c: reports.metric_figures(c, NOW))
+    after["metrics"] = reader.read(lambda c: metric_figures(c, NOW))
     assert after == before
     assert store.read(rollups.current) == store.read(rollups.recount)

@@ -27,8 +27,14 @@ from oms.domain.errors import DomainError
 from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
-from oms.reports import queries as reports
 from oms.reports import rollups
+from oms.reports.backorders import TOP_FROM_ROLLUPS, pending_backorders
+from oms.reports.cancellations import cancellations
+from oms.reports.filters import Filters, aligned, whole_hours
+from oms.reports.queries import run
+from oms.reports.service_levels import fill_rate
+from oms.reports.summary import summary
+from oms.reports.waiting import age_cells, by_age_bucket
 from oms.store.db import Store
 from oms.store.tables import order_lines, report_waiting_customer_rollup, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -98,26 +104,26 @@ def random_history(store: Store, seed: int, steps: int) -> datetime:
     return now
 
 
-def unaligned(f: reports.Filters) -> reports.Filters:
+def unaligned(f: Filters) -> Filters:
     """The same period, bounded a microsecond before midnight: the reports count it line by line."""
     start = (f.start or datetime(2000, 1, 1, tzinfo=UTC)) - TINY
-    return reports.Filters(start, None if f.end is None else f.end - TINY, f.channel)
+    return Filters(start, None if f.end is None else f.end - TINY, f.channel)
 
 
-def figures(store: Store, f: reports.Filters, now: datetime) -> dict[str, Any]:
+def figures(store: Store, f: Filters, now: datetime) -> dict[str, Any]:
     def read(conn: Any) -> dict[str, Any]:
         return {
-            "summary": reports.summary(conn, f, now),
-            **{f"backorders/{g}": reports.pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
+            "summary": summary(conn, f, now),
+            **{f"backorders/{g}": pending_backorders(conn, f, now, g) for g in ("channel", "tier")},
             # Without a period, SKUs and customers are ranked from the waiting rollups (0010).
             **{
-                f"backorders/{g}/{n}": reports.pending_backorders(conn, f, now, g, n)
+                f"backorders/{g}/{n}": pending_backorders(conn, f, now, g, n)
                 for g in ("sku", "customer")
                 for n in (2, 100)
             },
-            **{f"fill/{g}": reports.fill_rate(conn, f, g) for g in ("day", "week", "channel")},
-            "cancellations": reports.cancellations(conn, f),
-            "metrics-age": reports._by_age_bucket(reports._age_cells(conn, f, now)),
+            **{f"fill/{g}": fill_rate(conn, f, g) for g in ("day", "week", "channel")},
+            "cancellations": cancellations(conn, f),
+            "metrics-age": by_age_bucket(age_cells(conn, f, now)),
         }
 
     return store.read(read)
@@ -135,20 +141,20 @@ def test_rollups_equal_a_recount_and_reports_agree_with_the_line_by_line_path(st
         (now, f)
         for now in (last + timedelta(hours=5, minutes=17), last + timedelta(days=9))
         for f in (
-            reports.Filters(),
-            reports.Filters(channel="web"),
-            reports.Filters(D0 + timedelta(days=3), D0 + timedelta(days=12)),
-            reports.Filters(D0 - timedelta(days=10), D0 + timedelta(days=20), "pos"),
+            Filters(),
+            Filters(channel="web"),
+            Filters(D0 + timedelta(days=3), D0 + timedelta(days=12)),
+            Filters(D0 - timedelta(days=10), D0 + timedelta(days=20), "pos"),
         )
     ]
     unfolded = {(now, f): figures(store, f, now) for now, f in cases}  # PostgreSQL: every write's deltas
     rollups.fold_rollups(store)
     assert store.read(rollups.current) == counted
     for now, f in cases:
-        assert reports._aligned(f) and not reports._whole_hours(unaligned(f))
+        assert aligned(f) and not whole_hours(unaligned(f))
         assert figures(store, f, now) == unfolded[now, f] == figures(store, unaligned(f), now), (f, now)
-    fast = store.read(lambda c: reports.fill_rate(c, reports.Filters(), "sku"))
-    slow = store.read(lambda c: reports.fill_rate(c, unaligned(reports.Filters()), "sku"))
+    fast = store.read(lambda c: fill_rate(c, Filters(), "sku"))
+    slow = store.read(lambda c: fill_rate(c, unaligned(Filters()), "sku"))
     assert fast == slow and len(fast["items"]) == len(SKUS)
 
 
@@ -237,7 +243,7 @@ def test_folding_while_writers_append_and_reports_read_keeps_one_folded_row_per_
     def read_and_fold(n: int) -> int:
         for _ in range(n):
             for g in ("sku", "customer"):
-                store.read(reports.run("backorders", reports.Filters(), now, g, 2))
+                store.read(run("backorders", Filters(), now, g, 2))
             rollups.fold_rollups(store)
         return n
 
@@ -326,9 +332,9 @@ def test_a_breakdown_of_a_thousand_groups_and_one_more_gives_the_same_first_thou
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     generate(store, Spec(lines=4000, skus=60, customers=1500, eta_lines=10, eta_po_lines=2, stocked=2, seed=5), now=now)
-    n = reports.TOP_FROM_ROLLUPS
+    n = TOP_FROM_ROLLUPS
     for g in ("customer", "sku"):
-        top = store.read(reports.run("backorders", reports.Filters(), now, g, n))
-        more = store.read(reports.run("backorders", reports.Filters(), now, g, n + 1))
+        top = store.read(run("backorders", Filters(), now, g, n))
+        more = store.read(run("backorders", Filters(), now, g, n + 1))
         assert top["groups"] == more["groups"] > (n if g == "customer" else 50)
         assert top["items"] == more["items"][:n] and top["total"] == more["total"]

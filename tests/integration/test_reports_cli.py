@@ -8,7 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from oms.cli import app
-from oms.reports import queries as reports
+from oms.reports.filters import Filters
+from oms.reports.queries import run
+from oms.reports.tables import as_table, to_csv
 from oms.store.db import Store, make_engine
 from oms.store.migrate import upgrade
 from tests.integration.test_reports_figures import build_history
@@ -31,8 +33,8 @@ def test_report_csv_prints_the_rows_the_api_gives(history_url, monkeypatch):
     result = runner.invoke(app, ["report", "lead-times", "--csv", "--channel", "pos"])
     assert result.exit_code == 0, result.output
     store = Store(make_engine(history_url))
-    data = store.read(reports.run("lead-times", reports.Filters(channel="pos"), datetime.now(UTC)))
-    assert result.output == reports.to_csv(*reports.as_table("lead-times", data))
+    data = store.read(run("lead-times", Filters(channel="pos"), datetime.now(UTC)))
+    assert result.output == to_csv(*as_table("lead-times", data))
     assert "placed_to_dispatched,all,1,96.0,96.0,96.0" in result.output.splitlines()
 
 

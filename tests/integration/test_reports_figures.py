@@ -40,7 +40,15 @@ from oms.domain.fulfillment import reason_code_of
 from oms.fulfillment import use_cases as fulfillment
 from oms.orders import use_cases as orders
 from oms.replenishment import use_cases as replenishment
-from oms.reports import queries as reports
+from oms.reports.backorders import pending_backorders
+from oms.reports.cancellations import cancellations
+from oms.reports.filters import Filters
+from oms.reports.lead_times import lead_times
+from oms.reports.names import BREAKDOWN_LIMIT, REPORTS
+from oms.reports.queries import run
+from oms.reports.service_levels import fill_rate, promise_accuracy, supplier_on_time
+from oms.reports.summary import metric_figures, summary
+from oms.reports.tables import as_table
 from oms.store.db import Store, make_engine
 from oms.store.tables import metadata, shipments
 from oms.store.uow import UnitOfWork as Ctx
@@ -142,8 +150,8 @@ def read(store: Store, fn: Callable[..., Any], *args: Any) -> Any:
     return store.read(lambda c: fn(c, *args))
 
 
-ALL = reports.Filters()
-MARCH_WEB = reports.Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "web")
+ALL = Filters()
+MARCH_WEB = Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "web")
 EMPTY_BUCKET = {"lines": 0, "units": 0, "value": "0.00"}
 
 
@@ -151,7 +159,7 @@ EMPTY_BUCKET = {"lines": 0, "units": 0, "value": "0.00"}
 
 
 def test_summary_over_all_time_matches_the_hand_computed_figures(history):
-    assert read(history, reports.summary, ALL, NOW) == {
+    assert read(history, summary, ALL, NOW) == {
         "pending_backorder_lines": 3,
         "pending_backorder_units": 8,
         "pending_backorder_value": "41.00",
@@ -171,7 +179,7 @@ def test_summary_over_all_time_matches_the_hand_computed_figures(history):
 
 
 def test_summary_for_march_on_the_web_channel_leaves_out_other_channels_and_earlier_orders(history):
-    assert read(history, reports.summary, MARCH_WEB, NOW) == {
+    assert read(history, summary, MARCH_WEB, NOW) == {
         "pending_backorder_lines": 1,
         "pending_backorder_units": 4,
         "pending_backorder_value": "16.00",
@@ -190,8 +198,8 @@ def test_summary_for_march_on_the_web_channel_leaves_out_other_channels_and_earl
 
 
 def test_a_period_that_ends_before_the_first_dispatch_has_no_lead_times(history):
-    f = reports.Filters(end=datetime(2026, 3, 2, 12, tzinfo=UTC))
-    out = read(history, reports.summary, f, NOW)
+    f = Filters(end=datetime(2026, 3, 2, 12, tzinfo=UTC))
+    out = read(history, summary, f, NOW)
     assert out["lead_time_hours"] == {"p50": None, "p90": None}
     assert out["backorder_wait_hours"] == {"p50": None, "p90": None}
     assert out["cancelled_units_by_reason"] == {"customer": 0, "aged_out": 0, "operations": 0}
@@ -205,7 +213,7 @@ def _ages(a: int = 0, b: int = 0, c: int = 0, d: int = 0, e: int = 0) -> dict[st
 
 
 def test_pending_back_orders_by_sku(history):
-    out = read(history, reports.pending_backorders, ALL, NOW, "sku")
+    out = read(history, pending_backorders, ALL, NOW, "sku")
     assert out["items"] == [
         {"sku": "B", "lines": 1, "units": 4, "value": "16.00", "oldest_age_days": 11, "units_by_age": _ages(c=4)},
         {"sku": "A", "lines": 1, "units": 2, "value": "20.00", "oldest_age_days": 1, "units_by_age": _ages(a=2)},
@@ -221,20 +229,20 @@ def test_pending_back_orders_by_sku(history):
 
 
 def test_a_breakdown_cut_to_its_first_groups_still_counts_and_sums_them_all(history):
-    for filters in (ALL, reports.Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
-        whole = read(history, reports.pending_backorders, filters, NOW, "sku")
-        first = read(history, reports.pending_backorders, filters, NOW, "sku", 1)
-        assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, reports.BREAKDOWN_LIMIT, 3)
+    for filters in (ALL, Filters(start=ALL.start or datetime(2000, 1, 1, tzinfo=UTC))):  # rollups, lines
+        whole = read(history, pending_backorders, filters, NOW, "sku")
+        first = read(history, pending_backorders, filters, NOW, "sku", 1)
+        assert (whole["groups"], whole["limit"], len(whole["items"])) == (3, BREAKDOWN_LIMIT, 3)
         assert (first["groups"], first["limit"]) == (3, 1)
         assert first["items"] == whole["items"][:1] and first["items"][0]["sku"] == "B"
         assert first["total"] == whole["total"] and first["total"]["units"] == 8
-        two = read(history, reports.pending_backorders, filters, NOW, "customer", 1)
+        two = read(history, pending_backorders, filters, NOW, "customer", 1)
         assert [(i["customer"], i["units"]) for i in two["items"]] == [("C1", 4)]  # ties: the lower key first
         assert two["groups"] == 2
 
 
 def test_pending_back_orders_by_customer_channel_and_tier(history):
-    by = {g: read(history, reports.pending_backorders, ALL, NOW, g)["items"] for g in ("customer", "channel", "tier")}
+    by = {g: read(history, pending_backorders, ALL, NOW, g)["items"] for g in ("customer", "channel", "tier")}
     assert [(i["customer"], i["lines"], i["units"], i["value"], i["oldest_age_days"]) for i in by["customer"]] == [
         ("C1", 2, 4, "25.00", 58),
         ("C2", 1, 4, "16.00", 11),
@@ -250,7 +258,7 @@ def test_pending_back_orders_by_customer_channel_and_tier(history):
 
 
 def test_lead_times_split_by_whether_the_line_waited(history):
-    out = read(history, reports.lead_times, ALL)
+    out = read(history, lead_times, ALL)
     rows = {(i["measure"], i["segment"]): (i["count"], i["p50"], i["p90"], i["max"]) for i in out["items"]}
     assert rows == {
         ("placed_to_dispatched", "all"): (4, 62.0, 230.4, 288.0),
@@ -263,7 +271,7 @@ def test_lead_times_split_by_whether_the_line_waited(history):
 
 
 def test_lead_times_on_the_pos_channel_count_only_its_lines(history):
-    out = read(history, reports.lead_times, reports.Filters(channel="pos"))
+    out = read(history, lead_times, Filters(channel="pos"))
     rows = {(i["measure"], i["segment"]): (i["count"], i["p50"], i["max"]) for i in out["items"]}
     assert rows[("placed_to_dispatched", "all")] == (1, 96.0, 96.0)
     assert rows[("backorder_wait", "backordered")] == (1, 72.0, 72.0)
@@ -274,7 +282,7 @@ def test_lead_times_on_the_pos_channel_count_only_its_lines(history):
 
 
 def test_cancellations_by_reason_class_and_share_of_back_ordered_units(history):
-    out = read(history, reports.cancellations, ALL)
+    out = read(history, cancellations, ALL)
     # units that ever waited: O2 2, O3 5, O5 7, O6 2, O7 8 = 24
     assert out["items"] == [
         {
@@ -332,7 +340,7 @@ def _fill(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[int, int, flo
 
 
 def test_fill_rate_at_placement_by_sku_channel_day_and_week(history):
-    out = {g: read(history, reports.fill_rate, ALL, g) for g in ("sku", "channel", "day", "week")}
+    out = {g: read(history, fill_rate, ALL, g) for g in ("sku", "channel", "day", "week")}
     assert _fill(out["sku"]["items"], "sku") == {"A": (21, 12, 0.5714), "B": (17, 10, 0.5882), "C": (8, 0, 0.0)}
     assert _fill(out["channel"]["items"], "channel") == {"pos": (13, 9, 0.6923), "web": (33, 13, 0.3939)}
     assert _fill(out["day"]["items"], "day") == {
@@ -361,7 +369,7 @@ def test_fill_rate_at_placement_by_sku_channel_day_and_week(history):
 
 
 def test_promise_accuracy_judges_dispatched_lines_and_open_lines_past_their_promise(history):
-    out = read(history, reports.promise_accuracy, ALL, TODAY, "sku")
+    out = read(history, promise_accuracy, ALL, TODAY, "sku")
     # O2 on its promise day; O3 3 days late; O7 open 38 days past 02-21; O6 not yet due; O5 never promised
     assert out["items"] == [
         {
@@ -397,8 +405,8 @@ def test_promise_accuracy_judges_dispatched_lines_and_open_lines_past_their_prom
 
 
 def test_promise_accuracy_by_channel_over_promises_due_in_march(history):
-    f = reports.Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
-    out = read(history, reports.promise_accuracy, f, TODAY, "channel")
+    f = Filters(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    out = read(history, promise_accuracy, f, TODAY, "channel")
     assert [(i["channel"], i["lines_judged"], i["on_time"], i["mean_slip_days"]) for i in out["items"]] == [
         ("pos", 1, 1, None),
         ("web", 1, 0, 3.0),
@@ -406,7 +414,7 @@ def test_promise_accuracy_by_channel_over_promises_due_in_march(history):
 
 
 def test_supplier_on_time_rate_from_expected_and_received_dates(history):
-    out = read(history, reports.supplier_on_time, ALL, TODAY)
+    out = read(history, supplier_on_time, ALL, TODAY)
     # Acme: PO-1 complete a day early, PO-3 still open 6 days past 03-25; Beta: PO-2 complete 2 days late
     assert out["items"] == [
         {
@@ -436,7 +444,7 @@ def test_supplier_on_time_rate_from_expected_and_received_dates(history):
 
 
 def test_metric_figures_count_allocations_receipts_and_waiting_units(history):
-    m = read(history, reports.metric_figures, NOW)
+    m = read(history, metric_figures, NOW)
     assert m["pending_units_by_age"] == _ages(a=2, c=4, e=2)
     assert m["allocations"] == {"placement": (6, 22), "receipt": (3, 7)}
     assert (m["receipts"], m["received_units"]) == (2, 14)
@@ -449,9 +457,9 @@ def test_metric_figures_count_allocations_receipts_and_waiting_units(history):
 
 
 def test_every_report_renders_as_a_table_whose_rows_are_its_items(history):
-    for name in reports.REPORTS:
-        data = history.read(reports.run(name, ALL, NOW))
-        columns, rows = reports.as_table(name, data)
+    for name in REPORTS:
+        data = history.read(run(name, ALL, NOW))
+        columns, rows = as_table(name, data)
         if name == "summary":
             assert ["pending_backorder_value", "41.00"] in rows
             assert ["by_age_bucket.>30.units", 2] in rows

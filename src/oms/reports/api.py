@@ -19,7 +19,10 @@ from oms.api.app import AuthError, require, store_of
 from oms.api.schemas import CODE_PATTERN
 from oms.domain.access import Action, Principal
 from oms.reports import metrics
-from oms.reports import queries as reports
+from oms.reports.filters import Filters, filters_from
+from oms.reports.names import BREAKDOWN_LIMIT
+from oms.reports.queries import run
+from oms.reports.tables import as_table, to_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -36,18 +39,18 @@ def answer(
     request: Request,
     who: Principal,
     name: str,
-    f: reports.Filters,
+    f: Filters,
     fmt: str,
     group_by: str | None = None,
-    limit: int = reports.BREAKDOWN_LIMIT,
+    limit: int = BREAKDOWN_LIMIT,
 ) -> Any:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
-    data = store_of(request).read(reports.run(name, f, datetime.now(UTC), group_by, limit))
+    data = store_of(request).read(run(name, f, datetime.now(UTC), group_by, limit))
     if fmt == "csv":
-        columns, rows = reports.as_table(name, data)
+        columns, rows = as_table(name, data)
         return Response(
-            reports.to_csv(columns, rows),
+            to_csv(columns, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
@@ -64,7 +67,7 @@ def summary(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Headline back-order health: pending lines/units/value by age, lead time, wait, cancellations, fill rate."""
-    return answer(request, who, "summary", reports.filters_from(from_, to, channel), format)
+    return answer(request, who, "summary", filters_from(from_, to, channel), format)
 
 
 @router.get("/backorders", responses=CSV_RESPONSE)
@@ -76,7 +79,7 @@ def backorders(
     channel: Channel = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_GROUPS, description="How many groups, most units waiting first")
-    ] = reports.BREAKDOWN_LIMIT,
+    ] = BREAKDOWN_LIMIT,
     format: Format = "json",
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
@@ -85,7 +88,7 @@ def backorders(
     Groups come most units waiting first; `items` holds the first `limit`, `groups` counts them all
     and `total` sums them all.
     """
-    f = reports.filters_from(from_, to, channel)
+    f = filters_from(from_, to, channel)
     return answer(request, who, "backorders", f, format, group_by, limit)
 
 
@@ -99,7 +102,7 @@ def lead_times(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Hours placed → dispatched (all, waited, never waited), back-ordered → allocated, receipt → allocation."""
-    return answer(request, who, "lead-times", reports.filters_from(from_, to, channel), format)
+    return answer(request, who, "lead-times", filters_from(from_, to, channel), format)
 
 
 @router.get("/cancellations", responses=CSV_RESPONSE)
@@ -112,7 +115,7 @@ def cancellations(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Units cancelled by reason class (customer, aged_out, operations) and as a share of back-ordered units."""
-    return answer(request, who, "cancellations", reports.filters_from(from_, to, channel), format)
+    return answer(request, who, "cancellations", filters_from(from_, to, channel), format)
 
 
 @router.get("/fill-rate", responses=CSV_RESPONSE)
@@ -126,7 +129,7 @@ def fill_rate(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Units allocated at placement / units ordered, by SKU, channel, day or ISO week (Monday)."""
-    return answer(request, who, "fill-rate", reports.filters_from(from_, to, channel), format, group_by)
+    return answer(request, who, "fill-rate", filters_from(from_, to, channel), format, group_by)
 
 
 @router.get("/promise-accuracy", responses=CSV_RESPONSE)
@@ -140,7 +143,7 @@ def promise_accuracy(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Back-ordered lines dispatched on or before their first promised ETA, and the slip of the late ones."""
-    return answer(request, who, "promise-accuracy", reports.filters_from(from_, to, channel), format, group_by)
+    return answer(request, who, "promise-accuracy", filters_from(from_, to, channel), format, group_by)
 
 
 @router.get("/supplier-on-time", responses=CSV_RESPONSE)
@@ -152,7 +155,7 @@ def supplier_on_time(
     who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Per supplier: PO lines received in full by their expected date."""
-    return answer(request, who, "supplier-on-time", reports.filters_from(from_, to, None), format)
+    return answer(request, who, "supplier-on-time", filters_from(from_, to, None), format)
 
 
 def install(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from oms.reports import names as report_names
 if TYPE_CHECKING:
     from rich.table import Table
 
-# The choices come from report_names, not from oms.reports (its queries import SQLAlchemy).
+# The choices come from report_names, not from the reports' modules (they import SQLAlchemy).
 ReportName = StrEnum("ReportName", {n.replace("-", "_"): n for n in report_names.REPORTS})  # type: ignore[misc]
 
 
@@ -38,7 +38,9 @@ def report_command(
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """Print a report: summary, backorders, lead-times, cancellations, fill-rate, promise-accuracy, supplier-on-time."""
-    from oms.reports import queries as reports
+    from oms.reports.filters import filters_from
+    from oms.reports.queries import run
+    from oms.reports.tables import as_table, to_csv
     from oms.store.db import Store, make_engine
 
     report = str(name.value)
@@ -47,13 +49,13 @@ def report_command(
         accepted = ", ".join(choices) if choices else "none (this report has no grouping)"
         raise typer.BadParameter(f"'{group_by}' is not a grouping of {report}; accepted: {accepted}")
     try:
-        f = reports.filters_from(from_, to, channel)
+        f = filters_from(from_, to, channel)
     except Invalid as exc:
         raise typer.BadParameter(exc.detail) from exc
-    data = Store(make_engine()).read(reports.run(report, f, datetime.now(UTC), group_by, limit))
-    columns, rows = reports.as_table(report, data)
+    data = Store(make_engine()).read(run(report, f, datetime.now(UTC), group_by, limit))
+    columns, rows = as_table(report, data)
     if csv:
-        typer.echo(reports.to_csv(columns, rows), nl=False)
+        typer.echo(to_csv(columns, rows), nl=False)
         return
     table = rich_table(report, data, columns, rows)
     console = Console()
@@ -65,13 +67,13 @@ def rich_table(report: str, data: dict[str, Any], columns: list[str], rows: list
     """The report's rows, with its total (when it has one) as a last, bold row."""
     from rich.table import Table
 
-    from oms.reports import queries as reports
+    from oms.reports.tables import cell, flatten
 
-    cells = [[reports.cell(v) for v in row] for row in rows]
+    cells = [[cell(v) for v in row] for row in rows]
     total = data.get("total")
     if isinstance(total, dict) and rows:
-        flat = reports.flatten(total)
-        cells.append(["total"] + [reports.cell(flat.get(c)) for c in columns[1:]])
+        flat = flatten(total)
+        cells.append(["total"] + [cell(flat.get(c)) for c in columns[1:]])
     table = Table(title=report)
     for i, c in enumerate(columns):  # headers fold, figures keep their width: a value is never cut
         widest = max((len(r[i]) for r in cells), default=1)

@@ -2,7 +2,7 @@
 
 `/metrics` needs no key: it carries aggregate counts only (no order, customer or SKU names). The
 database's figures are read at each scrape by a collector (one read-only transaction,
-`reports.metric_figures`); request durations and transaction retries are this process's own.
+`oms.reports.summary.metric_figures`); request durations and transaction retries are this process's own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oms.reports import queries as reports
+from oms.reports.summary import metric_figures
 from oms.store.db import RETRIES, Store
 
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # nothing here is ever reset
@@ -39,7 +39,7 @@ class StoreFigures(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        f: dict[str, Any] = self.store.read(lambda c: reports.metric_figures(c, datetime.now(UTC)))
+        f: dict[str, Any] = self.store.read(lambda c: metric_figures(c, datetime.now(UTC)))
         units = GaugeMetricFamily(
             "oms_backorder_pending_units",
             "Back-ordered units waiting now, by age bucket (whole days since the order was placed).",

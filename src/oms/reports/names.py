@@ -1,5 +1,5 @@
 """The reports' names, groupings and breakdown limit: standard library only, so the CLI can offer them
-as choices without importing the reports' queries (SQLAlchemy)."""
+as choices without importing the reports themselves (SQLAlchemy)."""
 
 from __future__ import annotations
 

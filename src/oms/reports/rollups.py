@@ -16,8 +16,9 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Table, cast, func, select, text, type_coerce
+from sqlalchemy import Connection, Date, Table, cast, func, select, text, type_coerce
 
+from oms.reports.measures import cents
 from oms.store.db import Store
 from oms.store.tables import (
     allocations,
@@ -124,16 +125,12 @@ def fold_rollups(store: Store) -> int:
     return store.write(lambda uow: fold_all(uow.conn), actor="worker")
 
 
-def _cents(col: Any) -> Any:
-    return type_coerce(col, BigInteger)
-
-
 def current(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
     """Each rollup as {key: sums}, keys whose sums are all zero left out."""
     out: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
     for name, t in TABLES.items():
         keys = [t.c[k] for k in KEYS[name]]
-        rows = conn.execute(select(*keys, *(func.sum(_cents(t.c[s])) for s in SUMS[name])).group_by(*keys))
+        rows = conn.execute(select(*keys, *(func.sum(cents(t.c[s])) for s in SUMS[name])).group_by(*keys))
         out[name] = {tuple(r[: len(keys)]): tuple(int(v) for v in r[len(keys) :]) for r in rows if any(r[len(keys) :])}
     return out
 
@@ -175,7 +172,7 @@ def recount(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]
             ol.c.channel,
             customers.c.tier,
             ol.c.backordered_qty.label("units"),
-            (_cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
+            (cents(ol.c.unit_price) * ol.c.backordered_qty).label("value"),
         )
         .join_from(ol, customers, customers.c.customer_id == ol.c.customer_id)
         .where(ol.c.backordered_qty > 0)
@@ -211,7 +208,7 @@ def ranked(
     without deltas and the keys with deltas whose sum has lines. Writes nothing.
     """
     col = table.c[key]
-    sums = (table.c.lines, table.c.units, _cents(table.c.value))
+    sums = (table.c.lines, table.c.units, cents(table.c.value))
     moved = select(col).where(table.c.delta == 1, *where)
     changed = {
         r[0]: (int(r[1]), int(r[2]), int(r[3]))
