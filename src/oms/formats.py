@@ -16,5 +16,3 @@ def iso_date(d: date | None) -> str | None:
 
 def money(d: Decimal) -> str:
     return f"{d:.2f}"
-
-

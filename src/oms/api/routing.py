@@ -93,8 +93,6 @@ def policy(p: s.BackorderPolicyIn | None) -> BackorderPolicy | None:
     )
 
 
-
-
 def _id(value: Any) -> int:
     try:
         n = int(value)

@@ -318,5 +318,3 @@ def _positions_statement(fields: tuple[SortField, ...], dialect: str) -> Any:
         pairs.join(me, me.c.id == pairs.c.me_id).join(pv, pv.c.id == pairs.c.pv_id)
     )
     return union_all(firsts, follows)
-
-

@@ -154,5 +154,3 @@ def shortfall(conn: Connection, today: date | None = None) -> dict[str, Any]:
             }
         )
     return {"items": items}
-
-

@@ -137,5 +137,3 @@ def page(
         last = rows[-1]
         nxt = encode_cursor([getattr(last, f.attr) for f in fields], fields)
     return rows, nxt
-
-
