@@ -97,7 +97,7 @@ def get_customer(
 
 
 @router.get("/settings/default-backorder-policy", tags=["settings"])
-def get_default_policy(
+def get_default_backorder_policy(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     _no_channel(who)
@@ -111,7 +111,7 @@ def get_default_policy(
 
 
 @router.put("/settings/default-backorder-policy", tags=["settings"])
-def put_default_policy(
+def put_default_backorder_policy(
     body: s.BackorderPolicyIn,
     request: Request,
     response: Response,
@@ -132,7 +132,9 @@ def put_default_policy(
 
 
 @router.get("/settings/allocation-rule", tags=["settings"])
-def get_rule(request: Request, response: Response, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+def get_allocation_rule(
+    request: Request, response: Response, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
     _no_channel(who)
 
     def query(c: Connection) -> tuple[dict[str, Any], int]:
@@ -144,7 +146,7 @@ def get_rule(request: Request, response: Response, who: Principal = Depends(requ
 
 
 @router.put("/settings/allocation-rule", tags=["settings"])
-def put_rule(
+def put_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
     response: Response,
@@ -163,7 +165,7 @@ def put_rule(
 
 
 @router.post("/settings/allocation-rule/preview", tags=["settings"])
-def preview_rule(
+def preview_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
     sku: Filter = None,
@@ -175,9 +177,7 @@ def preview_rule(
 
 
 @router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
-def adjust(
+def adjust_stock(
     body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
 ) -> dict[str, Any]:
     return write(request, who, lambda uow: catalog.adjust_stock(uow, body.sku, body.qty_delta, body.reason))
-
-

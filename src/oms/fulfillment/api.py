@@ -71,5 +71,5 @@ def advance_shipment(
 
 
 @router.post("/shipments/release-due", tags=["fulfillment"])
-def release_due(request: Request, who: Principal = Depends(require(Action.FULFIL))) -> dict[str, int]:
+def release_due_shipments(request: Request, who: Principal = Depends(require(Action.FULFIL))) -> dict[str, int]:
     return {"orders_settled": write(request, who, fulfillment.release_due)}

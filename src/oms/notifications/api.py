@@ -131,7 +131,7 @@ def delete_webhook(
 
 
 @api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"])
-def webhook_deliveries(
+def list_webhook_deliveries(
     sub_id: SubId,
     request: Request,
     limit: Limit = 100,
@@ -146,7 +146,7 @@ def webhook_deliveries(
 
 
 @api.get("/orders/{order_number}/lines/{line_no}/explain", tags=["orders"])
-def explain_line(
+def explain_order_line(
     order_number: Code,
     line_no: Annotated[int, Path(ge=1, le=100_000)],
     request: Request,

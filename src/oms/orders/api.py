@@ -32,7 +32,9 @@ router = APIRouter()
 async def place_order(
     body: s.OrderIn, request: Request, who: Principal = Depends(require(Action.PLACE_ORDER))
 ) -> Response:
-    """The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`)."""
+    """Place an order: units in stock are allocated at once, the rest wait in the back-order queue as
+    the SKU's policy allows (a line it refuses: 409, nothing stored)."""
+    # The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`).
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
     queue_fields = body.queue_fields_sent()
@@ -107,7 +109,7 @@ def cancel_order(
 
 
 @router.post("/orders/{order_number}/priority", tags=["orders"])
-def set_priority(
+def set_order_priority(
     order_number: s.Code, body: s.PriorityIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
 ) -> dict[str, Any]:
     if not who.may_move_queue:
@@ -122,7 +124,7 @@ def set_priority(
 
 
 @router.get("/orders/{order_number}/events", tags=["orders"])
-def order_events(
+def list_order_events(
     order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     return read(request, lambda c: order_views.order_events(c, order_number, who.channel_scope))
@@ -163,5 +165,3 @@ def list_backorders(
             ),
         ),
     )
-
-

@@ -33,7 +33,7 @@ router = APIRouter()
 
 
 @router.post("/purchase-orders", status_code=201, tags=["replenishment"])
-def create_po(
+def create_purchase_order(
     body: s.PurchaseOrderIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     lines = [replenishment.PoLine(line.sku, line.qty, line.expected_date) for line in body.lines]
@@ -49,7 +49,7 @@ def _po_json(po: replenishment.PurchaseOrder) -> dict[str, Any]:
 
 
 @router.get("/purchase-orders", tags=["replenishment"])
-def list_pos(
+def list_purchase_orders(
     request: Request,
     status: Annotated[str | None, Query(pattern="^(open|received|cancelled)$")] = None,
     sku: Filter = None,
@@ -68,7 +68,7 @@ def list_pos(
 
 
 @router.get("/purchase-orders/{po_number}", tags=["replenishment"])
-def get_po(
+def get_purchase_order(
     po_number: s.Code, request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     _no_channel(who)
@@ -78,7 +78,7 @@ def get_po(
 
 
 @router.patch("/purchase-orders/{po_number}", tags=["replenishment"])
-def patch_po(
+def patch_purchase_order(
     po_number: s.Code,
     body: s.PurchaseOrderPatch,
     request: Request,
@@ -101,14 +101,16 @@ def patch_po(
 
 
 @router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"])
-def cancel_po(
+def cancel_purchase_order(
     po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
 @router.post("/receipts", status_code=201, tags=["replenishment"], response_model=dict[str, Any])
-async def receive(body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))) -> Response:
+async def receive_goods(
+    body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> Response:
     lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
     use_case = _shaped(
         lambda uow: replenishment.receive_goods(
@@ -140,7 +142,9 @@ def preview_receipt(
 
 
 @router.post("/promise", tags=["replenishment"])
-def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))) -> dict[str, Any]:
+def quote_promise(
+    body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))
+) -> dict[str, Any]:
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key asks for channel '{who.channel_scope}' only.")
     lines = [replenishment.PromiseLine(line.sku, line.qty) for line in body.lines]
@@ -154,8 +158,6 @@ def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(requir
 
 
 @router.get("/reports/shortfall", tags=["replenishment"])
-def shortfall(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+def shortfall_report(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     _no_channel(who)
     return read(request, po_views.shortfall)
-
-

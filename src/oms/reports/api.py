@@ -55,7 +55,7 @@ def answer(
 
 
 @router.get("/summary", responses=CSV_RESPONSE)
-def summary(
+def summary_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -68,7 +68,7 @@ def summary(
 
 
 @router.get("/backorders", responses=CSV_RESPONSE)
-def backorders(
+def backorders_report(
     request: Request,
     group_by: Literal["sku", "customer", "channel", "tier"] = "sku",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -90,7 +90,7 @@ def backorders(
 
 
 @router.get("/lead-times", responses=CSV_RESPONSE)
-def lead_times(
+def lead_times_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -103,7 +103,7 @@ def lead_times(
 
 
 @router.get("/cancellations", responses=CSV_RESPONSE)
-def cancellations(
+def cancellations_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -116,7 +116,7 @@ def cancellations(
 
 
 @router.get("/fill-rate", responses=CSV_RESPONSE)
-def fill_rate(
+def fill_rate_report(
     request: Request,
     group_by: Literal["sku", "channel", "day", "week"] = "day",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -130,7 +130,7 @@ def fill_rate(
 
 
 @router.get("/promise-accuracy", responses=CSV_RESPONSE)
-def promise_accuracy(
+def promise_accuracy_report(
     request: Request,
     group_by: Literal["sku", "channel"] = "sku",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -144,7 +144,7 @@ def promise_accuracy(
 
 
 @router.get("/supplier-on-time", responses=CSV_RESPONSE)
-def supplier_on_time(
+def supplier_on_time_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
