@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 
 from oms.access import keys
 from oms.api.guard import MAX_BODY_BYTES, Guard, GuardSettings, bearer_token
+from oms.api.models import Health, answers
 from oms.api.problems import PROBLEM, problem_body
 from oms.api.ratelimit import RateLimiter, limit_from_env
 from oms.domain.access import Action, Principal
@@ -188,7 +189,7 @@ def create_api(
             500, "Internal error", "Something went wrong on our side; quote the request_id.", request=request
         )
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=answers(Health))
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 
+from oms.api import models as m
 from oms.api import preconditions as pre
 from oms.api import schemas as s
 from oms.api.app import require, store_of
@@ -30,7 +31,7 @@ from oms.store.uow import UnitOfWork
 router = APIRouter()
 
 
-@router.put("/products/{sku}", tags=["catalogue"])
+@router.put("/products/{sku}", tags=["catalogue"], responses=m.answers(m.Product, 201, "Updated"))
 def put_product(
     sku: s.Code,
     body: s.ProductIn,
@@ -53,7 +54,7 @@ def put_product(
     return out
 
 
-@router.get("/products/{sku}", tags=["catalogue"])
+@router.get("/products/{sku}", tags=["catalogue"], responses=m.answers(m.Product))
 def get_product(
     sku: s.Code, request: Request, response: Response, _: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -62,14 +63,14 @@ def get_product(
     return out
 
 
-@router.get("/products", tags=["catalogue"])
+@router.get("/products", tags=["catalogue"], responses=m.answers(m.ProductPage))
 def list_products(
     request: Request, limit: Limit = 50, cursor: Cursor = None, _: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     return read(request, lambda c: catalog_views.list_products(c, limit, cursor))
 
 
-@router.put("/customers/{customer_id}", tags=["catalogue"])
+@router.put("/customers/{customer_id}", tags=["catalogue"], responses=m.answers(m.Customer, 201, "Updated"))
 def put_customer(
     customer_id: s.Code,
     body: s.CustomerIn,
@@ -88,7 +89,7 @@ def put_customer(
     return out
 
 
-@router.get("/customers/{customer_id}", tags=["catalogue"])
+@router.get("/customers/{customer_id}", tags=["catalogue"], responses=m.answers(m.Customer))
 def get_customer(
     customer_id: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def get_customer(
     return read(request, lambda c: catalog_views.customer_view(c, customer_id))
 
 
-@router.get("/settings/default-backorder-policy", tags=["settings"])
+@router.get("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
 def get_default_backorder_policy(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def get_default_backorder_policy(
     return out
 
 
-@router.put("/settings/default-backorder-policy", tags=["settings"])
+@router.put("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
 def put_default_backorder_policy(
     body: s.BackorderPolicyIn,
     request: Request,
@@ -131,7 +132,7 @@ def put_default_backorder_policy(
     return out
 
 
-@router.get("/settings/allocation-rule", tags=["settings"])
+@router.get("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
 def get_allocation_rule(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def get_allocation_rule(
     return out
 
 
-@router.put("/settings/allocation-rule", tags=["settings"])
+@router.put("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
 def put_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
@@ -164,7 +165,7 @@ def put_allocation_rule(
     return out
 
 
-@router.post("/settings/allocation-rule/preview", tags=["settings"])
+@router.post("/settings/allocation-rule/preview", tags=["settings"], responses=m.answers(m.AllocationRulePreview))
 def preview_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
@@ -176,7 +177,7 @@ def preview_allocation_rule(
     return store_of(request).dry_run(lambda uow: rule_preview.preview_rule(uow, keys, sku), actor=who.name)
 
 
-@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
+@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"], responses=m.answers(m.StockAdjustment, 201))
 def adjust_stock(
     body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
 ) -> dict[str, Any]:

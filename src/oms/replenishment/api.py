@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from oms.api import models as m
 from oms.api import preconditions as pre
 from oms.api import schemas as s
 from oms.api.app import AuthError, require, store_of
@@ -32,7 +33,7 @@ from oms.store.uow import UnitOfWork
 router = APIRouter()
 
 
-@router.post("/purchase-orders", status_code=201, tags=["replenishment"])
+@router.post("/purchase-orders", status_code=201, tags=["replenishment"], responses=m.answers(m.PurchaseOrder, 201))
 def create_purchase_order(
     body: s.PurchaseOrderIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def _po_json(po: replenishment.PurchaseOrder) -> dict[str, Any]:
     return po_views.po_json(po, po.lines, now().date())
 
 
-@router.get("/purchase-orders", tags=["replenishment"])
+@router.get("/purchase-orders", tags=["replenishment"], responses=m.answers(m.PurchaseOrderPage))
 def list_purchase_orders(
     request: Request,
     status: Annotated[str | None, Query(pattern="^(open|received|cancelled)$")] = None,
@@ -67,7 +68,7 @@ def list_purchase_orders(
     )
 
 
-@router.get("/purchase-orders/{po_number}", tags=["replenishment"])
+@router.get("/purchase-orders/{po_number}", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
 def get_purchase_order(
     po_number: s.Code, request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def get_purchase_order(
     return out
 
 
-@router.patch("/purchase-orders/{po_number}", tags=["replenishment"])
+@router.patch("/purchase-orders/{po_number}", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
 def patch_purchase_order(
     po_number: s.Code,
     body: s.PurchaseOrderPatch,
@@ -100,14 +101,20 @@ def patch_purchase_order(
     return out
 
 
-@router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"])
+@router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
 def cancel_purchase_order(
     po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
-@router.post("/receipts", status_code=201, tags=["replenishment"], response_model=dict[str, Any])
+@router.post(
+    "/receipts",
+    status_code=201,
+    tags=["replenishment"],
+    response_model=None,
+    responses=m.answers(m.Receipt, 201, "The same GRN number again: the stored result, no second receipt."),
+)
 async def receive_goods(
     body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> Response:
@@ -127,7 +134,7 @@ async def receive_goods(
     return await run_in_threadpool(answered, lambda: write(request, who, use_case, created_or_found, skus))
 
 
-@router.post("/receipts/preview", tags=["replenishment"])
+@router.post("/receipts/preview", tags=["replenishment"], responses=m.answers(m.ReceiptPreview))
 def preview_receipt(
     body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def preview_receipt(
     )
 
 
-@router.post("/promise", tags=["replenishment"])
+@router.post("/promise", tags=["replenishment"], responses=m.answers(m.Promise))
 def quote_promise(
     body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))
 ) -> dict[str, Any]:
@@ -157,7 +164,7 @@ def quote_promise(
     )
 
 
-@router.get("/reports/shortfall", tags=["replenishment"])
+@router.get("/reports/shortfall", tags=["replenishment"], responses=m.answers(m.ShortfallReport))
 def shortfall_report(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     _no_channel(who)
     return read(request, po_views.shortfall)

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel
 
+from oms.api import models as m
 from oms.api.app import AuthError, require, store_of
 from oms.api.schemas import CODE_PATTERN
 from oms.domain.access import Action, Principal
@@ -27,9 +29,13 @@ Format = Literal["json", "csv"]
 MAX_GROUPS = 100_000  # a breakdown's most groups in one answer (the CSV of every customer of a large shop)
 Bound = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an RFC 3339 time")]
 Channel = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]  # as orders name channels
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}
-}
+
+
+def json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The report as `model` (JSON), or as CSV with `?format=csv`."""
+    out = m.answers(model)
+    out[200]["content"] = {"text/csv": {"schema": {"type": "string"}}}
+    return out
 
 
 def answer(
@@ -54,7 +60,7 @@ def answer(
     return data
 
 
-@router.get("/summary", responses=CSV_RESPONSE)
+@router.get("/summary", responses=json_or_csv(m.SummaryReport))
 def summary_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -67,7 +73,7 @@ def summary_report(
     return answer(request, who, "summary", reports.filters_from(from_, to, channel), format)
 
 
-@router.get("/backorders", responses=CSV_RESPONSE)
+@router.get("/backorders", responses=json_or_csv(m.BackorderReport))
 def backorders_report(
     request: Request,
     group_by: Literal["sku", "customer", "channel", "tier"] = "sku",
@@ -89,7 +95,7 @@ def backorders_report(
     return answer(request, who, "backorders", f, format, group_by, limit)
 
 
-@router.get("/lead-times", responses=CSV_RESPONSE)
+@router.get("/lead-times", responses=json_or_csv(m.LeadTimesReport))
 def lead_times_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -102,7 +108,7 @@ def lead_times_report(
     return answer(request, who, "lead-times", reports.filters_from(from_, to, channel), format)
 
 
-@router.get("/cancellations", responses=CSV_RESPONSE)
+@router.get("/cancellations", responses=json_or_csv(m.CancellationsReport))
 def cancellations_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -115,7 +121,7 @@ def cancellations_report(
     return answer(request, who, "cancellations", reports.filters_from(from_, to, channel), format)
 
 
-@router.get("/fill-rate", responses=CSV_RESPONSE)
+@router.get("/fill-rate", responses=json_or_csv(m.FillRateReport))
 def fill_rate_report(
     request: Request,
     group_by: Literal["sku", "channel", "day", "week"] = "day",
@@ -129,7 +135,7 @@ def fill_rate_report(
     return answer(request, who, "fill-rate", reports.filters_from(from_, to, channel), format, group_by)
 
 
-@router.get("/promise-accuracy", responses=CSV_RESPONSE)
+@router.get("/promise-accuracy", responses=json_or_csv(m.PromiseAccuracyReport))
 def promise_accuracy_report(
     request: Request,
     group_by: Literal["sku", "channel"] = "sku",
@@ -143,7 +149,7 @@ def promise_accuracy_report(
     return answer(request, who, "promise-accuracy", reports.filters_from(from_, to, channel), format, group_by)
 
 
-@router.get("/supplier-on-time", responses=CSV_RESPONSE)
+@router.get("/supplier-on-time", responses=json_or_csv(m.SupplierOnTimeReport))
 def supplier_on_time_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
