@@ -1,8 +1,9 @@
 """The OpenAPI document: FastAPI's, completed with what the Guard and the handlers add.
 
-Every /api/v1 operation gets the bearer scheme, each problem status it can answer (as RFC 9457
-problem details), the headers it sends (X-Request-Id, ETag, Retry-After, Idempotent-Replayed),
-the Idempotency-Key header on state-changing POSTs, and an example success body.
+Every success answer is its named model (oms.api.models) with an example. Every /api/v1 operation
+gets the bearer scheme, each problem status it can answer (as RFC 9457 problem details, the
+`Problem` schema), the headers it sends (X-Request-Id, ETag, Retry-After, Idempotent-Replayed) and
+the Idempotency-Key header on state-changing POSTs.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from oms.api import idempotency as idem
+from oms.api import models as m
 from oms.api.guard import is_read_only_post
 from oms.api.problems import PROBLEM, TITLES, Problem
 from oms.api.schemas import MAX_LINES, MAX_QTY
@@ -22,16 +25,10 @@ if TYPE_CHECKING:
 
 API = "/api/v1"
 SCHEME = "bearer"
-PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+REF = "#/components/schemas/"
+PROBLEM_REF = {"$ref": REF + "Problem"}
 BODY_METHODS = {"post", "put", "patch"}
 
-# Operations whose answer may be 200 (a replay of the same natural key) as well as 201, or the reverse.
-BOTH_200_AND_201 = {
-    ("put", "/products/{sku}"),
-    ("put", "/customers/{customer_id}"),
-    ("post", "/orders"),
-    ("post", "/receipts"),
-}
 # Operations that read or write a versioned resource: ETag on the answer, If-Match on the update.
 VERSIONED = {
     ("get", "/products/{sku}"),
@@ -49,134 +46,30 @@ NOT_FOUND_BY_BODY = {("post", "/inventory/adjustments")}
 NO_CONFLICT = {("put", "/products/{sku}"), ("put", "/customers/{customer_id}"), ("put", "/settings/allocation-rule")}
 NO_CONFLICT |= {("put", "/settings/default-backorder-policy"), ("post", "/promise")}
 
-_ORDER = {
-    "order_number": "SO-1001",
-    "channel": "web",
-    "customer_id": "ALICE",
-    "status": "backordered",
-    "ship_policy": "partial",
-    "placed_at": "2026-11-20T09:30:00Z",
-    "priority": 0,
-    "order_value": "745.00",
-    "lines": [
-        {
-            "line_no": 1,
-            "sku": "TENT-2P",
-            "qty": 5,
-            "unit_price": "149.00",
-            "allocated_qty": 2,
-            "backordered_qty": 3,
-            "shipped_qty": 0,
-            "cancelled_qty": 0,
-            "eta": "2026-12-15",
-        }
-    ],
-}
-_POLICY: dict[str, Any] = {
-    "mode": "always",
-    "max_backorder_qty": None,
-    "max_qty_per_line": None,
-    "channels": [],
-    "preorder_ends_at": None,
-    "release_date": None,
-    "auto_cancel_after_days": None,
-}
-_PRODUCT = {
-    "sku": "TENT-2P",
-    "name": "Two-person tent",
-    "unit_price": "149.00",
-    "lead_time_days": 21,
-    "backorder_policy": _POLICY,
-    "effective_backorder_policy": _POLICY,
-    "stock": {"on_hand": 2, "allocated": 2, "available": 0, "backordered": 3, "incoming": 10},
-    "version": 3,
-}
-_PO = {
-    "po_number": "PO-77",
-    "supplier": "Acme",
-    "status": "open",
-    "created_at": "2026-11-21T08:00:00Z",
-    "overdue": False,
-    "lines": [
-        {"line_no": 1, "sku": "TENT-2P", "qty": 10, "received_qty": 0, "open_qty": 10, "expected_date": "2026-12-15"}
-    ],
-    "version": 1,
-}
-_SHIPMENT = {
-    "id": 42,
-    "channel": "web",
-    "order_number": "SO-1001",
-    "status": "pick",
-    "lines": [{"line_no": 1, "sku": "TENT-2P", "qty": 2}],
-    "carrier": None,
-    "tracking_number": None,
-}
-_CUSTOMER = {"customer_id": "ALICE", "name": "Alice", "email": "alice@example.com", "tier": "gold"}
+_ORDER = m.ORDER_EXAMPLE
+_PO = m.PO_EXAMPLE
+_SHIPMENT = m.SHIPMENT_EXAMPLE
+_PAGE = {"next_cursor": None}
+# Example answers beyond the models' own (which every operation answering a model with an example shows):
+# pages of them, and what an operation changes in one.
 EXAMPLES: dict[tuple[str, str], Any] = {
-    ("get", "/products/{sku}"): _PRODUCT,
-    ("put", "/products/{sku}"): _PRODUCT,
-    ("get", "/products"): {"items": [_PRODUCT], "next_cursor": None},
-    ("get", "/customers/{customer_id}"): _CUSTOMER,
-    ("put", "/customers/{customer_id}"): _CUSTOMER,
-    ("get", "/settings/default-backorder-policy"): _POLICY,
-    ("put", "/settings/default-backorder-policy"): _POLICY,
-    ("get", "/settings/allocation-rule"): {"keys": ["priority", "placed_at"]},
+    ("get", "/products"): {"items": [m.PRODUCT_EXAMPLE], **_PAGE},
     ("put", "/settings/allocation-rule"): {"keys": ["customer_tier", "placed_at"]},
-    ("post", "/inventory/adjustments"): {
-        "sku": "TENT-2P",
-        "qty_delta": 2,
-        "on_hand": 4,
-        "allocations": [{"order_number": "SO-1001", "line_no": 1, "sku": "TENT-2P", "qty": 2}],
-    },
-    ("post", "/orders"): _ORDER,
-    ("get", "/orders"): {"items": [_ORDER], "next_cursor": None},
-    ("get", "/orders/{order_number}"): _ORDER,
-    ("post", "/orders/{order_number}/cancel"): {**_ORDER, "status": "cancelled"},
-    ("post", "/orders/{order_number}/priority"): {**_ORDER, "priority": 10},
-    ("get", "/orders/{order_number}/events"): {
-        "items": [
-            {"at": "2026-11-20T09:30:00Z", "type": "order_placed", "actor": "web-shop", "data": {"lines": 1}},
-        ]
-    },
-    ("get", "/backorders"): {
-        "items": [
-            {
-                "order_number": "SO-1001",
-                "channel": "web",
-                "line_no": 1,
-                "sku": "TENT-2P",
-                "customer_id": "ALICE",
-                "customer_tier": "gold",
-                "placed_at": "2026-11-20T09:30:00Z",
-                "qty": 5,
-                "backordered_qty": 3,
-                "queue_position": 1,
-                "eta": "2026-12-15",
-                "age_days": 6,
-            }
+    ("get", "/orders"): {"items": [_ORDER], **_PAGE},
+    ("post", "/orders/{order_number}/cancel"): {
+        **_ORDER,
+        "status": "cancelled",
+        "lines": [
+            {**line, "allocated_qty": 0, "backordered_qty": 0, "cancelled_qty": line["qty"], "eta": None}
+            for line in _ORDER["lines"]
         ],
-        "next_cursor": None,
     },
-    ("post", "/purchase-orders"): _PO,
-    ("get", "/purchase-orders"): {"items": [_PO], "next_cursor": None},
-    ("get", "/purchase-orders/{po_number}"): _PO,
+    ("post", "/orders/{order_number}/priority"): {**_ORDER, "priority": 10},
+    ("get", "/purchase-orders"): {"items": [_PO], **_PAGE},
     ("patch", "/purchase-orders/{po_number}"): {**_PO, "version": 2},
     ("post", "/purchase-orders/{po_number}/cancel"): {**_PO, "status": "cancelled", "version": 2},
-    ("post", "/receipts"): {
-        "grn_number": "GRN-5",
-        "allocations": [{"order_number": "SO-1001", "line_no": 1, "sku": "TENT-2P", "qty": 3}],
-        "unallocated": [{"sku": "TENT-2P", "qty": 7}],
-    },
-    ("post", "/promise"): {
-        "lines": [{"sku": "TENT-2P", "qty": 5, "available_now": 0, "backorderable": True, "eta": "2026-12-15"}]
-    },
-    ("get", "/reports/shortfall"): {
-        "items": [{"sku": "TENT-2P", "backordered": 13, "incoming": 10, "shortfall": 3, "suggested_order_qty": 3}]
-    },
-    ("get", "/shipments"): {"items": [_SHIPMENT], "next_cursor": None},
-    ("get", "/shipments/{shipment_id}"): _SHIPMENT,
+    ("get", "/shipments"): {"items": [_SHIPMENT], **_PAGE},
     ("post", "/shipments/{shipment_id}/advance"): {**_SHIPMENT, "status": "pack"},
-    ("post", "/shipments/release-due"): {"orders_settled": 0},
 }
 
 
@@ -266,15 +159,44 @@ IDEMPOTENCY_PARAM = {
 }
 
 
+def _examples_whole(schemas: dict[str, Any]) -> None:
+    """The answer models' examples as written: FastAPI drops every null from the document it builds
+    (exclude_none), the examples' nulls too, and an example without its null fields is not one."""
+    for name, schema in schemas.items():
+        model = getattr(m, name, None)
+        if isinstance(model, type) and issubclass(model, BaseModel) and "examples" in schema:
+            extra = model.model_config.get("json_schema_extra")
+            if isinstance(extra, dict):
+                schema["examples"] = extra["examples"]
+
+
+def _model_alone(answer: dict[str, Any], schemas: dict[str, Any], example: Any) -> None:
+    """A success answer's JSON as its model alone, with an example: `example`, else the model's own.
+
+    A route declares its model in `responses` (oms.api.models.answers) and keeps returning a dict,
+    which FastAPI serializes fast as dict[str, Any]; FastAPI merges that type's schema (a free-form
+    object) into the reference to the model, and the reference alone is what client generators need.
+    """
+    media = answer.get("content", {}).get("application/json")
+    if media is None or "$ref" not in media.get("schema", {}):
+        return
+    ref = media["schema"]["$ref"]
+    media["schema"] = {"$ref": ref}
+    own = schemas.get(ref.removeprefix(REF), {}).get("examples")
+    if example is not None or own:
+        media["example"] = example if example is not None else own[0]
+
+
 def complete(schema: dict[str, Any], settings: GuardSettings) -> dict[str, Any]:
     """Add auth, problems, headers and examples to FastAPI's generated document."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    problem_schema = Problem.model_json_schema(ref_template=REF + "{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _examples_whole(schemas)
     components["securitySchemes"] = {
         SCHEME: {
             "type": "http",
@@ -286,6 +208,9 @@ def complete(schema: dict[str, Any], settings: GuardSettings) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             responses: dict[str, Any] = op.setdefault("responses", {})
+            success = [code for code in responses if code.startswith("2")]
+            for code in success:
+                _model_alone(responses[code], schemas, EXAMPLES.get((method, path.removeprefix(API))))
             if not path.startswith(API + "/"):
                 for answer in responses.values():
                     answer.setdefault("headers", {})["X-Request-Id"] = REQUEST_ID
@@ -293,24 +218,13 @@ def complete(schema: dict[str, Any], settings: GuardSettings) -> dict[str, Any]:
             rel = path[len(API) :]
             op["security"] = [{SCHEME: []}]
             responses.pop("422", None)
-            success = [code for code in responses if code.startswith("2")]
-            if (method, rel) in BOTH_200_AND_201:
-                template = responses[success[0]]
-                for code in ("200", "201"):
-                    responses.setdefault(code, {**template, "description": "Created" if code == "201" else "OK"})
-                success = ["200", "201"]
-            example = EXAMPLES.get((method, rel))
             for code in success:
-                answer = responses[code]
-                headers = answer.setdefault("headers", {})
+                headers = responses[code].setdefault("headers", {})
                 headers["X-Request-Id"] = REQUEST_ID
                 if (method, rel) in VERSIONED:
                     headers["ETag"] = ETAG
                 if method == "post" and not is_read_only_post(path):
                     headers["Idempotent-Replayed"] = REPLAYED
-                if example is not None:
-                    for media in answer.get("content", {}).values():
-                        media["example"] = example
             for status, answer in sorted(_problems(method, rel).items()):
                 answer.setdefault("headers", {})["X-Request-Id"] = REQUEST_ID
                 responses[str(status)] = answer

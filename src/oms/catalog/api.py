@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 
+from oms.api import models as m
 from oms.api import preconditions as pre
 from oms.api import schemas as s
 from oms.api.app import require, store_of
@@ -30,7 +31,7 @@ from oms.store.uow import UnitOfWork
 router = APIRouter()
 
 
-@router.put("/products/{sku}", tags=["catalogue"])
+@router.put("/products/{sku}", tags=["catalogue"], responses=m.answers(m.Product, 201, "Updated"))
 def put_product(
     sku: s.Code,
     body: s.ProductIn,
@@ -53,7 +54,7 @@ def put_product(
     return out
 
 
-@router.get("/products/{sku}", tags=["catalogue"])
+@router.get("/products/{sku}", tags=["catalogue"], responses=m.answers(m.Product))
 def get_product(
     sku: s.Code, request: Request, response: Response, _: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -62,14 +63,14 @@ def get_product(
     return out
 
 
-@router.get("/products", tags=["catalogue"])
+@router.get("/products", tags=["catalogue"], responses=m.answers(m.ProductPage))
 def list_products(
     request: Request, limit: Limit = 50, cursor: Cursor = None, _: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     return read(request, lambda c: catalog_views.list_products(c, limit, cursor))
 
 
-@router.put("/customers/{customer_id}", tags=["catalogue"])
+@router.put("/customers/{customer_id}", tags=["catalogue"], responses=m.answers(m.Customer, 201, "Updated"))
 def put_customer(
     customer_id: s.Code,
     body: s.CustomerIn,
@@ -88,7 +89,7 @@ def put_customer(
     return out
 
 
-@router.get("/customers/{customer_id}", tags=["catalogue"])
+@router.get("/customers/{customer_id}", tags=["catalogue"], responses=m.answers(m.Customer))
 def get_customer(
     customer_id: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
@@ -96,8 +97,8 @@ def get_customer(
     return read(request, lambda c: catalog_views.customer_view(c, customer_id))
 
 
-@router.get("/settings/default-backorder-policy", tags=["settings"])
-def get_default_policy(
+@router.get("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
+def get_default_backorder_policy(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     _no_channel(who)
@@ -110,8 +111,8 @@ def get_default_policy(
     return out
 
 
-@router.put("/settings/default-backorder-policy", tags=["settings"])
-def put_default_policy(
+@router.put("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
+def put_default_backorder_policy(
     body: s.BackorderPolicyIn,
     request: Request,
     response: Response,
@@ -131,8 +132,10 @@ def put_default_policy(
     return out
 
 
-@router.get("/settings/allocation-rule", tags=["settings"])
-def get_rule(request: Request, response: Response, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+@router.get("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
+def get_allocation_rule(
+    request: Request, response: Response, who: Principal = Depends(require(Action.READ))
+) -> dict[str, Any]:
     _no_channel(who)
 
     def query(c: Connection) -> tuple[dict[str, Any], int]:
@@ -143,8 +146,8 @@ def get_rule(request: Request, response: Response, who: Principal = Depends(requ
     return out
 
 
-@router.put("/settings/allocation-rule", tags=["settings"])
-def put_rule(
+@router.put("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
+def put_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
     response: Response,
@@ -162,8 +165,8 @@ def put_rule(
     return out
 
 
-@router.post("/settings/allocation-rule/preview", tags=["settings"])
-def preview_rule(
+@router.post("/settings/allocation-rule/preview", tags=["settings"], responses=m.answers(m.AllocationRulePreview))
+def preview_allocation_rule(
     body: s.AllocationRuleIn,
     request: Request,
     sku: Filter = None,
@@ -174,8 +177,8 @@ def preview_rule(
     return store_of(request).dry_run(lambda uow: rule_preview.preview_rule(uow, keys, sku), actor=who.name)
 
 
-@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"])
-def adjust(
+@router.post("/inventory/adjustments", status_code=201, tags=["catalogue"], responses=m.answers(m.StockAdjustment, 201))
+def adjust_stock(
     body: s.AdjustmentIn, request: Request, who: Principal = Depends(require(Action.ADJUST_STOCK))
 ) -> dict[str, Any]:
     return write(request, who, lambda uow: catalog.adjust_stock(uow, body.sku, body.qty_delta, body.reason))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from oms.api import models as m
 from oms.api import schemas as s
 from oms.api.app import require
 from oms.api.routing import (
@@ -25,7 +26,7 @@ from oms.fulfillment import views as shipment_views
 router = APIRouter()
 
 
-@router.get("/shipments", tags=["fulfillment"])
+@router.get("/shipments", tags=["fulfillment"], responses=m.answers(m.ShipmentPage))
 def list_shipments(
     request: Request,
     status: Annotated[str | None, Query(pattern="^(pick|pack|awaiting_shipment|dispatched|cancelled)$")] = None,
@@ -47,12 +48,12 @@ def list_shipments(
     )
 
 
-@router.get("/shipments/{shipment_id}", tags=["fulfillment"])
+@router.get("/shipments/{shipment_id}", tags=["fulfillment"], responses=m.answers(m.Shipment))
 def get_shipment(shipment_id: str, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     return read(request, lambda c: shipment_views.shipment_view(c, _id(shipment_id), who.channel_scope))
 
 
-@router.post("/shipments/{shipment_id}/advance", tags=["fulfillment"])
+@router.post("/shipments/{shipment_id}/advance", tags=["fulfillment"], responses=m.answers(m.Shipment))
 def advance_shipment(
     shipment_id: str,
     request: Request,
@@ -70,6 +71,6 @@ def advance_shipment(
     )
 
 
-@router.post("/shipments/release-due", tags=["fulfillment"])
-def release_due(request: Request, who: Principal = Depends(require(Action.FULFIL))) -> dict[str, int]:
+@router.post("/shipments/release-due", tags=["fulfillment"], responses=m.answers(m.ReleaseDueResult))
+def release_due_shipments(request: Request, who: Principal = Depends(require(Action.FULFIL))) -> dict[str, int]:
     return {"orders_settled": write(request, who, fulfillment.release_due)}

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from oms.api import models as m
 from oms.api.app import require, store_of
 from oms.api.schemas import CODE_PATTERN, MAX_LINES, TEXT_PATTERN, Body, Code
 from oms.domain.access import Action, Principal
@@ -46,7 +47,7 @@ class WebhookIn(Body):
 # ---- notifications ------------------------------------------------------------------------------
 
 
-@api.get("/notifications", tags=["notifications"])
+@api.get("/notifications", tags=["notifications"], responses=m.answers(m.NotificationPage))
 def list_notifications(
     request: Request,
     channel: Filter = None,
@@ -77,7 +78,7 @@ def list_notifications(
     )
 
 
-@api.post("/notifications/{message_id}/retry", tags=["notifications"])
+@api.post("/notifications/{message_id}/retry", tags=["notifications"], responses=m.answers(m.Notification))
 def retry_notification(
     message_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")],
     request: Request,
@@ -90,7 +91,7 @@ def retry_notification(
 # ---- webhooks -----------------------------------------------------------------------------------
 
 
-@api.post("/webhooks", status_code=201, tags=["webhooks"])
+@api.post("/webhooks", status_code=201, tags=["webhooks"], responses=m.answers(m.WebhookCreated, 201))
 def create_webhook(
     body: WebhookIn, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
@@ -112,17 +113,17 @@ def create_webhook(
     )
 
 
-@api.get("/webhooks", tags=["webhooks"])
+@api.get("/webhooks", tags=["webhooks"], responses=m.answers(m.WebhookList))
 def list_webhooks(request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
     return store_of(request).read(outbox.list_subscriptions)
 
 
-@api.get("/webhooks/{sub_id}", tags=["webhooks"])
+@api.get("/webhooks/{sub_id}", tags=["webhooks"], responses=m.answers(m.Webhook))
 def get_webhook(sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))) -> dict[str, Any]:
     return store_of(request).read(lambda c: outbox.get_subscription(c, sub_id))
 
 
-@api.delete("/webhooks/{sub_id}", tags=["webhooks"])
+@api.delete("/webhooks/{sub_id}", tags=["webhooks"], responses=m.answers(m.Webhook))
 def delete_webhook(
     sub_id: SubId, request: Request, who: Principal = Depends(require(Action.SETTINGS))
 ) -> dict[str, Any]:
@@ -130,8 +131,8 @@ def delete_webhook(
     return store_of(request).write(lambda uow: outbox.deactivate_subscription(uow, sub_id), actor=who.name)
 
 
-@api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"])
-def webhook_deliveries(
+@api.get("/webhooks/{sub_id}/deliveries", tags=["webhooks"], responses=m.answers(m.WebhookDeliveryPage))
+def list_webhook_deliveries(
     sub_id: SubId,
     request: Request,
     limit: Limit = 100,
@@ -145,8 +146,8 @@ def webhook_deliveries(
 # ---- explain ------------------------------------------------------------------------------------
 
 
-@api.get("/orders/{order_number}/lines/{line_no}/explain", tags=["orders"])
-def explain_line(
+@api.get("/orders/{order_number}/lines/{line_no}/explain", tags=["orders"], responses=m.answers(m.LineExplanation))
+def explain_order_line(
     order_number: Code,
     line_no: Annotated[int, Path(ge=1, le=100_000)],
     request: Request,

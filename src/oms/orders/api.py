@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from oms.api import models as m
 from oms.api import schemas as s
 from oms.api.app import AuthError, require
 from oms.api.routing import (
@@ -28,11 +29,19 @@ from oms.orders import views as order_views
 router = APIRouter()
 
 
-@router.post("/orders", status_code=201, tags=["orders"], response_model=dict[str, Any])
+@router.post(
+    "/orders",
+    status_code=201,
+    tags=["orders"],
+    response_model=None,
+    responses=m.answers(m.Order, 201, "The same order again (same number and body): the stored order, unchanged."),
+)
 async def place_order(
     body: s.OrderIn, request: Request, who: Principal = Depends(require(Action.PLACE_ORDER))
 ) -> Response:
-    """The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`)."""
+    """Place an order: units in stock are allocated at once, the rest wait in the back-order queue as
+    the SKU's policy allows (a line it refuses: 409, nothing stored)."""
+    # The hottest route: one hop to a worker thread, and the answer serialized there (see `answered`).
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key places orders for channel '{who.channel_scope}' only.")
     queue_fields = body.queue_fields_sent()
@@ -62,7 +71,7 @@ def _placed(p: orders.PlacedOrder) -> tuple[dict[str, Any], bool]:
     return order_views.order_json(p.order), p.created
 
 
-@router.get("/orders", tags=["orders"])
+@router.get("/orders", tags=["orders"], responses=m.answers(m.OrderPage))
 def list_orders(
     request: Request,
     status: Filter = None,
@@ -85,12 +94,12 @@ def list_orders(
     )
 
 
-@router.get("/orders/{order_number}", tags=["orders"])
+@router.get("/orders/{order_number}", tags=["orders"], responses=m.answers(m.Order))
 def get_order(order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     return read(request, lambda c: order_views.order_view(c, order_number, who.channel_scope))
 
 
-@router.post("/orders/{order_number}/cancel", tags=["orders"])
+@router.post("/orders/{order_number}/cancel", tags=["orders"], responses=m.answers(m.Order))
 def cancel_order(
     order_number: s.Code, body: s.CancelIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
 ) -> dict[str, Any]:
@@ -105,8 +114,8 @@ def cancel_order(
     )
 
 
-@router.post("/orders/{order_number}/priority", tags=["orders"])
-def set_priority(
+@router.post("/orders/{order_number}/priority", tags=["orders"], responses=m.answers(m.Order))
+def set_order_priority(
     order_number: s.Code, body: s.PriorityIn, request: Request, who: Principal = Depends(require(Action.CHANGE_ORDER))
 ) -> dict[str, Any]:
     if not who.may_move_queue:
@@ -120,8 +129,8 @@ def set_priority(
     )
 
 
-@router.get("/orders/{order_number}/events", tags=["orders"])
-def order_events(
+@router.get("/orders/{order_number}/events", tags=["orders"], responses=m.answers(m.OrderEventList))
+def list_order_events(
     order_number: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     return read(request, lambda c: order_views.order_events(c, order_number, who.channel_scope))
@@ -130,7 +139,7 @@ def order_events(
 # ---- the back-order queue -----------------------------------------------------------------------
 
 
-@router.get("/backorders", tags=["back orders"])
+@router.get("/backorders", tags=["back orders"], responses=m.answers(m.BackorderLinePage))
 def list_backorders(
     request: Request,
     sku: Filter = None,

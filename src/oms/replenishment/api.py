@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from oms.api import models as m
 from oms.api import preconditions as pre
 from oms.api import schemas as s
 from oms.api.app import AuthError, require, store_of
@@ -32,8 +33,8 @@ from oms.store.uow import UnitOfWork
 router = APIRouter()
 
 
-@router.post("/purchase-orders", status_code=201, tags=["replenishment"])
-def create_po(
+@router.post("/purchase-orders", status_code=201, tags=["replenishment"], responses=m.answers(m.PurchaseOrder, 201))
+def create_purchase_order(
     body: s.PurchaseOrderIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     lines = [replenishment.PoLine(line.sku, line.qty, line.expected_date) for line in body.lines]
@@ -48,8 +49,8 @@ def _po_json(po: replenishment.PurchaseOrder) -> dict[str, Any]:
     return po_views.po_json(po, po.lines, now().date())
 
 
-@router.get("/purchase-orders", tags=["replenishment"])
-def list_pos(
+@router.get("/purchase-orders", tags=["replenishment"], responses=m.answers(m.PurchaseOrderPage))
+def list_purchase_orders(
     request: Request,
     status: Annotated[str | None, Query(pattern="^(open|received|cancelled)$")] = None,
     sku: Filter = None,
@@ -67,8 +68,8 @@ def list_pos(
     )
 
 
-@router.get("/purchase-orders/{po_number}", tags=["replenishment"])
-def get_po(
+@router.get("/purchase-orders/{po_number}", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
+def get_purchase_order(
     po_number: s.Code, request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
     _no_channel(who)
@@ -77,8 +78,8 @@ def get_po(
     return out
 
 
-@router.patch("/purchase-orders/{po_number}", tags=["replenishment"])
-def patch_po(
+@router.patch("/purchase-orders/{po_number}", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
+def patch_purchase_order(
     po_number: s.Code,
     body: s.PurchaseOrderPatch,
     request: Request,
@@ -100,15 +101,23 @@ def patch_po(
     return out
 
 
-@router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"])
-def cancel_po(
+@router.post("/purchase-orders/{po_number}/cancel", tags=["replenishment"], responses=m.answers(m.PurchaseOrder))
+def cancel_purchase_order(
     po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
     return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
-@router.post("/receipts", status_code=201, tags=["replenishment"], response_model=dict[str, Any])
-async def receive(body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))) -> Response:
+@router.post(
+    "/receipts",
+    status_code=201,
+    tags=["replenishment"],
+    response_model=None,
+    responses=m.answers(m.Receipt, 201, "The same GRN number again: the stored result, no second receipt."),
+)
+async def receive_goods(
+    body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
+) -> Response:
     lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
     use_case = _shaped(
         lambda uow: replenishment.receive_goods(
@@ -125,7 +134,7 @@ async def receive(body: s.ReceiptIn, request: Request, who: Principal = Depends(
     return await run_in_threadpool(answered, lambda: write(request, who, use_case, created_or_found, skus))
 
 
-@router.post("/receipts/preview", tags=["replenishment"])
+@router.post("/receipts/preview", tags=["replenishment"], responses=m.answers(m.ReceiptPreview))
 def preview_receipt(
     body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
@@ -139,8 +148,10 @@ def preview_receipt(
     )
 
 
-@router.post("/promise", tags=["replenishment"])
-def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))) -> dict[str, Any]:
+@router.post("/promise", tags=["replenishment"], responses=m.answers(m.Promise))
+def quote_promise(
+    body: s.PromiseIn, request: Request, who: Principal = Depends(require(Action.PROMISE))
+) -> dict[str, Any]:
     if who.channel_scope is not None and body.channel != who.channel_scope:
         raise AuthError(403, f"This key asks for channel '{who.channel_scope}' only.")
     lines = [replenishment.PromiseLine(line.sku, line.qty) for line in body.lines]
@@ -153,7 +164,7 @@ def promise(body: s.PromiseIn, request: Request, who: Principal = Depends(requir
     )
 
 
-@router.get("/reports/shortfall", tags=["replenishment"])
-def shortfall(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
+@router.get("/reports/shortfall", tags=["replenishment"], responses=m.answers(m.ShortfallReport))
+def shortfall_report(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
     _no_channel(who)
     return read(request, po_views.shortfall)

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel
 
+from oms.api import models as m
 from oms.api.app import AuthError, require, store_of
 from oms.api.schemas import CODE_PATTERN
 from oms.domain.access import Action, Principal
@@ -30,9 +32,13 @@ Format = Literal["json", "csv"]
 MAX_GROUPS = 100_000  # a breakdown's most groups in one answer (the CSV of every customer of a large shop)
 Bound = Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an RFC 3339 time")]
 Channel = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]  # as orders name channels
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}
-}
+
+
+def json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The report as `model` (JSON), or as CSV with `?format=csv`."""
+    out = m.answers(model)
+    out[200]["content"] = {"text/csv": {"schema": {"type": "string"}}}
+    return out
 
 
 def answer(
@@ -57,8 +63,8 @@ def answer(
     return data
 
 
-@router.get("/summary", responses=CSV_RESPONSE)
-def summary(
+@router.get("/summary", responses=json_or_csv(m.SummaryReport))
+def summary_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -70,8 +76,8 @@ def summary(
     return answer(request, who, "summary", filters_from(from_, to, channel), format)
 
 
-@router.get("/backorders", responses=CSV_RESPONSE)
-def backorders(
+@router.get("/backorders", responses=json_or_csv(m.BackorderReport))
+def backorders_report(
     request: Request,
     group_by: Literal["sku", "customer", "channel", "tier"] = "sku",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -92,8 +98,8 @@ def backorders(
     return answer(request, who, "backorders", f, format, group_by, limit)
 
 
-@router.get("/lead-times", responses=CSV_RESPONSE)
-def lead_times(
+@router.get("/lead-times", responses=json_or_csv(m.LeadTimesReport))
+def lead_times_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -105,8 +111,8 @@ def lead_times(
     return answer(request, who, "lead-times", filters_from(from_, to, channel), format)
 
 
-@router.get("/cancellations", responses=CSV_RESPONSE)
-def cancellations(
+@router.get("/cancellations", responses=json_or_csv(m.CancellationsReport))
+def cancellations_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
@@ -118,8 +124,8 @@ def cancellations(
     return answer(request, who, "cancellations", filters_from(from_, to, channel), format)
 
 
-@router.get("/fill-rate", responses=CSV_RESPONSE)
-def fill_rate(
+@router.get("/fill-rate", responses=json_or_csv(m.FillRateReport))
+def fill_rate_report(
     request: Request,
     group_by: Literal["sku", "channel", "day", "week"] = "day",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -132,8 +138,8 @@ def fill_rate(
     return answer(request, who, "fill-rate", filters_from(from_, to, channel), format, group_by)
 
 
-@router.get("/promise-accuracy", responses=CSV_RESPONSE)
-def promise_accuracy(
+@router.get("/promise-accuracy", responses=json_or_csv(m.PromiseAccuracyReport))
+def promise_accuracy_report(
     request: Request,
     group_by: Literal["sku", "channel"] = "sku",
     from_: Annotated[Bound, Query(alias="from")] = None,
@@ -146,8 +152,8 @@ def promise_accuracy(
     return answer(request, who, "promise-accuracy", filters_from(from_, to, channel), format, group_by)
 
 
-@router.get("/supplier-on-time", responses=CSV_RESPONSE)
-def supplier_on_time(
+@router.get("/supplier-on-time", responses=json_or_csv(m.SupplierOnTimeReport))
+def supplier_on_time_report(
     request: Request,
     from_: Annotated[Bound, Query(alias="from")] = None,
     to: Bound = None,
