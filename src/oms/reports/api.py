@@ -10,6 +10,7 @@ which is what Prometheus scrapers expect; keep the port private if even those ar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -41,19 +42,43 @@ def json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def answer(
-    request: Request,
-    who: Principal,
-    name: str,
-    f: Filters,
-    fmt: str,
-    group_by: str | None = None,
-    limit: int = BREAKDOWN_LIMIT,
-) -> Any:
-    if who.channel_scope is not None:
+@dataclass(frozen=True)
+class Asked:
+    """What every report is asked: by whom, for which period (and channel), as JSON or CSV."""
+
+    who: Principal
+    filters: Filters
+    format: str
+
+
+def _asked(
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    channel: Channel = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Asked:
+    return Asked(who, filters_from(from_, to, channel), format)
+
+
+def _asked_for_every_channel(
+    from_: Annotated[Bound, Query(alias="from")] = None,
+    to: Bound = None,
+    format: Format = "json",
+    who: Principal = Depends(require(Action.READ)),
+) -> Asked:
+    return Asked(who, filters_from(from_, to, None), format)
+
+
+Report = Annotated[Asked, Depends(_asked)]
+EveryChannelReport = Annotated[Asked, Depends(_asked_for_every_channel)]
+
+
+def answer(request: Request, asked: Asked, name: str, group_by: str | None = None, limit: int = BREAKDOWN_LIMIT) -> Any:
+    if asked.who.channel_scope is not None:
         raise AuthError(403, "Channel keys may not read reports: they span every channel's customers.")
-    data = store_of(request).read(run(name, f, datetime.now(UTC), group_by, limit))
-    if fmt == "csv":
+    data = store_of(request).read(run(name, asked.filters, datetime.now(UTC), group_by, limit))
+    if asked.format == "csv":
         columns, rows = as_table(name, data)
         return Response(
             to_csv(columns, rows),
@@ -64,104 +89,58 @@ def answer(
 
 
 @router.get("/summary", responses=json_or_csv(m.SummaryReport))
-def summary_report(
-    request: Request,
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
-) -> Any:
+def summary_report(request: Request, asked: Report) -> Any:
     """Headline back-order health: pending lines/units/value by age, lead time, wait, cancellations, fill rate."""
-    return answer(request, who, "summary", filters_from(from_, to, channel), format)
+    return answer(request, asked, "summary")
 
 
 @router.get("/backorders", responses=json_or_csv(m.BackorderReport))
 def backorders_report(
     request: Request,
+    asked: Report,
     group_by: Literal["sku", "customer", "channel", "tier"] = "sku",
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_GROUPS, description="How many groups, most units waiting first")
     ] = BREAKDOWN_LIMIT,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
 ) -> Any:
     """Lines waiting now (of orders placed in the period): lines, units, value, oldest age, units by age.
 
     Groups come most units waiting first; `items` holds the first `limit`, `groups` counts them all
     and `total` sums them all.
     """
-    f = filters_from(from_, to, channel)
-    return answer(request, who, "backorders", f, format, group_by, limit)
+    return answer(request, asked, "backorders", group_by, limit)
 
 
 @router.get("/lead-times", responses=json_or_csv(m.LeadTimesReport))
-def lead_times_report(
-    request: Request,
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
-) -> Any:
+def lead_times_report(request: Request, asked: Report) -> Any:
     """Hours placed → dispatched (all, waited, never waited), back-ordered → allocated, receipt → allocation."""
-    return answer(request, who, "lead-times", filters_from(from_, to, channel), format)
+    return answer(request, asked, "lead-times")
 
 
 @router.get("/cancellations", responses=json_or_csv(m.CancellationsReport))
-def cancellations_report(
-    request: Request,
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
-) -> Any:
+def cancellations_report(request: Request, asked: Report) -> Any:
     """Units cancelled by reason class (customer, aged_out, operations) and as a share of back-ordered units."""
-    return answer(request, who, "cancellations", filters_from(from_, to, channel), format)
+    return answer(request, asked, "cancellations")
 
 
 @router.get("/fill-rate", responses=json_or_csv(m.FillRateReport))
 def fill_rate_report(
-    request: Request,
-    group_by: Literal["sku", "channel", "day", "week"] = "day",
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
+    request: Request, asked: Report, group_by: Literal["sku", "channel", "day", "week"] = "day"
 ) -> Any:
     """Units allocated at placement / units ordered, by SKU, channel, day or ISO week (Monday)."""
-    return answer(request, who, "fill-rate", filters_from(from_, to, channel), format, group_by)
+    return answer(request, asked, "fill-rate", group_by)
 
 
 @router.get("/promise-accuracy", responses=json_or_csv(m.PromiseAccuracyReport))
-def promise_accuracy_report(
-    request: Request,
-    group_by: Literal["sku", "channel"] = "sku",
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    channel: Channel = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
-) -> Any:
+def promise_accuracy_report(request: Request, asked: Report, group_by: Literal["sku", "channel"] = "sku") -> Any:
     """Back-ordered lines dispatched on or before their first promised ETA, and the slip of the late ones."""
-    return answer(request, who, "promise-accuracy", filters_from(from_, to, channel), format, group_by)
+    return answer(request, asked, "promise-accuracy", group_by)
 
 
 @router.get("/supplier-on-time", responses=json_or_csv(m.SupplierOnTimeReport))
-def supplier_on_time_report(
-    request: Request,
-    from_: Annotated[Bound, Query(alias="from")] = None,
-    to: Bound = None,
-    format: Format = "json",
-    who: Principal = Depends(require(Action.READ)),
-) -> Any:
+def supplier_on_time_report(request: Request, asked: EveryChannelReport) -> Any:
     """Per supplier: PO lines received in full by their expected date."""
-    return answer(request, who, "supplier-on-time", filters_from(from_, to, None), format)
+    return answer(request, asked, "supplier-on-time")
 
 
 def install(app: FastAPI) -> None:
