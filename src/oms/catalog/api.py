@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -97,18 +98,42 @@ def get_customer(
     return read(request, lambda c: catalog_views.customer_view(c, customer_id))
 
 
+def _read_setting(
+    request: Request, response: Response, who: Principal, key: str, value_of: Callable[[Connection], dict[str, Any]]
+) -> dict[str, Any]:
+    """A setting as its value and its version as the ETag (If-Match on the PUT)."""
+    _no_channel(who)
+    out, version = read(request, lambda c: (value_of(c), pre.setting_version(c, key)))
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
+def _write_setting(
+    request: Request,
+    response: Response,
+    who: Principal,
+    setting: tuple[str, str, str | None],
+    change: Callable[[UnitOfWork], tuple[dict[str, Any], int]],
+) -> dict[str, Any]:
+    """Change a setting when If-Match names its current version (or none is sent); answer the new ETag."""
+    key, what, if_match = setting
+
+    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
+        pre.check(if_match, pre.setting_version(uow.conn, key, lock=True), what)
+        return change(uow)
+
+    out, version = write(request, who, use_case)
+    response.headers["ETag"] = pre.etag(version)
+    return out
+
+
 @router.get("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
 def get_default_backorder_policy(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
-    _no_channel(who)
-
-    def query(c: Connection) -> tuple[dict[str, Any], int]:
-        return common.policy_to_json(common.default_policy(c)), pre.setting_version(c, common.DEFAULT_POLICY_KEY)
-
-    out, version = read(request, query)
-    response.headers["ETag"] = pre.etag(version)
-    return out
+    return _read_setting(
+        request, response, who, common.DEFAULT_POLICY_KEY, lambda c: common.policy_to_json(common.default_policy(c))
+    )
 
 
 @router.put("/settings/default-backorder-policy", tags=["settings"], responses=m.answers(m.BackorderPolicy))
@@ -119,31 +144,23 @@ def put_default_backorder_policy(
     if_match: IfMatch = None,
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
-    p = policy(body)
-    assert p is not None
-    key = common.DEFAULT_POLICY_KEY
-
-    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
-        pre.check(if_match, pre.setting_version(uow.conn, key, lock=True), "The default back-order policy")
-        return catalog.set_default_policy(uow, p)
-
-    out, version = write(request, who, use_case)
-    response.headers["ETag"] = pre.etag(version)
-    return out
+    p = body.to_policy()
+    return _write_setting(
+        request,
+        response,
+        who,
+        (common.DEFAULT_POLICY_KEY, "The default back-order policy", if_match),
+        lambda uow: catalog.set_default_policy(uow, p),
+    )
 
 
 @router.get("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
 def get_allocation_rule(
     request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
-    _no_channel(who)
-
-    def query(c: Connection) -> tuple[dict[str, Any], int]:
-        return {"keys": [k.value for k in common.allocation_rule(c)]}, pre.setting_version(c, common.RULE_KEY)
-
-    out, version = read(request, query)
-    response.headers["ETag"] = pre.etag(version)
-    return out
+    return _read_setting(
+        request, response, who, common.RULE_KEY, lambda c: {"keys": [k.value for k in common.allocation_rule(c)]}
+    )
 
 
 @router.put("/settings/allocation-rule", tags=["settings"], responses=m.answers(m.AllocationRule))
@@ -155,14 +172,13 @@ def put_allocation_rule(
     who: Principal = Depends(require(Action.SETTINGS)),
 ) -> dict[str, Any]:
     keys = [k.value for k in body.keys]
-
-    def use_case(uow: UnitOfWork) -> tuple[dict[str, Any], int]:
-        pre.check(if_match, pre.setting_version(uow.conn, common.RULE_KEY, lock=True), "The allocation rule")
-        return catalog.set_allocation_rule(uow, keys)
-
-    out, version = write(request, who, use_case)
-    response.headers["ETag"] = pre.etag(version)
-    return out
+    return _write_setting(
+        request,
+        response,
+        who,
+        (common.RULE_KEY, "The allocation rule", if_match),
+        lambda uow: catalog.set_allocation_rule(uow, keys),
+    )
 
 
 @router.post("/settings/allocation-rule/preview", tags=["settings"], responses=m.answers(m.AllocationRulePreview))
