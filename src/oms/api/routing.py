@@ -93,14 +93,17 @@ def _id(value: Any) -> int:
     return n
 
 
-def _within_channel(
-    who: Principal, channel: str | None, listing: Callable[[str | None], dict[str, Any]]
+def read_within_channel(
+    request: Request,
+    who: Principal,
+    channel: str | None,
+    listing: Callable[[Connection, str | None], dict[str, Any]],
 ) -> dict[str, Any]:
     """A listing as a channel key may see it: its own channel only; asking for another is an empty page."""
     scope = who.channel_scope
     if scope is not None and channel not in (None, scope):
         return {"items": [], "next_cursor": None}
-    return listing(scope or channel)
+    return read(request, lambda c: listing(c, scope or channel))
 
 
 def _no_channel(who: Principal) -> None:

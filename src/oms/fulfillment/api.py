@@ -15,8 +15,8 @@ from oms.api.routing import (
     Limit,
     _id,
     _shaped,
-    _within_channel,
     read,
+    read_within_channel,
     write,
 )
 from oms.domain.access import Action, Principal
@@ -36,14 +36,12 @@ def list_shipments(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    return _within_channel(
+    return read_within_channel(
+        request,
         who,
         channel,
-        lambda ch: read(
-            request,
-            lambda c: shipment_views.list_shipments(
-                c, status=status, channel=ch, order_number=order_number, limit=limit, cursor=cursor
-            ),
+        lambda c, ch: shipment_views.list_shipments(
+            c, status=status, channel=ch, order_number=order_number, limit=limit, cursor=cursor
         ),
     )
 

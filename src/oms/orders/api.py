@@ -15,11 +15,11 @@ from oms.api.routing import (
     Filter,
     Limit,
     _shaped,
-    _within_channel,
     answered,
     created_or_found,
     now,
     read,
+    read_within_channel,
     write,
 )
 from oms.domain.access import Action, Principal
@@ -82,14 +82,12 @@ def list_orders(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    return _within_channel(
+    return read_within_channel(
+        request,
         who,
         channel,
-        lambda ch: read(
-            request,
-            lambda c: order_views.list_orders(
-                c, status=status, channel=ch, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
-            ),
+        lambda c, ch: order_views.list_orders(
+            c, status=status, channel=ch, customer_id=customer_id, sku=sku, limit=limit, cursor=cursor
         ),
     )
 
@@ -152,22 +150,20 @@ def list_backorders(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    return _within_channel(
+    return read_within_channel(
+        request,
         who,
         channel,
-        lambda ch: read(
-            request,
-            lambda c: order_views.list_backorders(
-                c,
-                sku=sku,
-                customer_id=customer_id,
-                order_number=order_number,
-                channel=ch,
-                min_age_days=min_age_days,
-                sort=sort,
-                limit=limit,
-                cursor=cursor,
-                now=now(),
-            ),
+        lambda c, ch: order_views.list_backorders(
+            c,
+            sku=sku,
+            customer_id=customer_id,
+            order_number=order_number,
+            channel=ch,
+            min_age_days=min_age_days,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            now=now(),
         ),
     )
