@@ -204,3 +204,30 @@ def release_due() -> None:
 
     n = _store().write(run, actor="cli")
     console.print(f"{n} orders settled")
+
+
+def main() -> None:
+    """The `oms` command. A refusal (an unknown key, a bad argument the rules catch) or a store without
+    its tables is one line on stderr and exit status 2, never a traceback; anything else is a bug and
+    keeps its traceback."""
+    try:
+        app()
+    except Exception as exc:
+        message = _one_line(exc)
+        if message is None:
+            raise
+        Console(stderr=True).print(f"oms: {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def _one_line(exc: Exception) -> str | None:
+    from oms.domain.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return exc.detail
+    text = str(getattr(exc, "orig", None) or exc)
+    if type(exc).__module__.startswith("sqlalchemy") and (
+        "no such table" in text or ("relation" in text and "does not exist" in text)
+    ):
+        return "this store has no tables yet (or not all of them): run `oms db upgrade` first."
+    return None

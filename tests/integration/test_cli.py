@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
 from typer.testing import CliRunner
 
 from oms.access.keys import authenticate
-from oms.cli import app
+from oms.cli import app, main
 from oms.domain.access import Role
 from oms.store.db import Store, make_engine
 
+from ..conftest import PG_URL
+
 runner = CliRunner()
+MIGRATE_FIRST = "this store has no tables yet (or not all of them): run `oms db upgrade` first."
 
 
 def test_db_upgrade_then_keys_create_prints_a_working_key_once(tmp_path, monkeypatch):
@@ -58,3 +66,44 @@ def test_demo_loads_a_small_store_once_and_refuses_a_store_with_data(tmp_path, m
     again = runner.invoke(app, ["demo", "--if-empty"])
     assert again.exit_code == 0
     assert "already has data" in again.output
+
+
+def _empty_store_url(kind: str, tmp_path: Path) -> str:
+    """A store with no tables at all: a new SQLite file, or a new PostgreSQL database."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    if not PG_URL:
+        pytest.skip("OMS_TEST_PG_URL is not set")
+    name = f"{make_url(PG_URL).database}_cli_empty"
+    admin = create_engine(make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _oms(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`oms ARGS` as the console script runs it (oms.cli:main): its exit status and what it wrote to stderr."""
+    monkeypatch.setattr(sys, "argv", ["oms", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    return int(stopped.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_store_without_tables_is_one_line_saying_to_migrate_not_a_traceback(kind, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMS_DATABASE_URL", _empty_store_url(kind, tmp_path))
+    for args in (["keys", "list"], ["keys", "revoke", "1"], ["report", "summary"]):
+        code, err = _oms(monkeypatch, capsys, *args)
+        assert code == 2, args
+        assert err.strip().splitlines() == [
+            "oms: this store has no tables yet (or not all of them): run `oms db upgrade` first."
+        ]
+
+
+def test_a_refusal_is_one_line_with_status_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMS_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    code, err = _oms(monkeypatch, capsys, "keys", "revoke", "9999")
+    assert (code, err.strip()) == (2, "oms: No active key with id 9999.")
