@@ -66,7 +66,7 @@ def answered(run: Callable[[], tuple[dict[str, Any], bool]]) -> Response:
     return JSONResponse(out, status_code=201 if created else 200)
 
 
-def _shaped(use_case: Callable[[UnitOfWork], Any], shape: Callable[[Any], Any]) -> Callable[[UnitOfWork], Any]:
+def shaped(use_case: Callable[[UnitOfWork], Any], shape: Callable[[Any], Any]) -> Callable[[UnitOfWork], Any]:
     """A use case whose result the API shapes (inside the transaction, so an idempotent answer is the shaped one)."""
     return lambda uow: shape(use_case(uow))
 
@@ -83,7 +83,7 @@ def policy(p: s.BackorderPolicyIn | None) -> BackorderPolicy | None:
     return p.to_policy() if p is not None else None
 
 
-def _id(value: Any) -> int:
+def as_shipment_id(value: Any) -> int:
     try:
         n = int(value)
     except (TypeError, ValueError):
@@ -106,6 +106,6 @@ def read_within_channel(
     return read(request, lambda c: listing(c, scope or channel))
 
 
-def _no_channel(who: Principal) -> None:
+def refuse_channel_keys(who: Principal) -> None:
     if who.channel_scope is not None:
         raise AuthError(403, "Channel keys read orders, the queue and promises only.")

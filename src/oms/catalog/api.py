@@ -17,9 +17,9 @@ from oms.api.routing import (
     Cursor,
     Filter,
     Limit,
-    _no_channel,
     policy,
     read,
+    refuse_channel_keys,
     write,
 )
 from oms.catalog import rule_preview
@@ -94,7 +94,7 @@ def put_customer(
 def get_customer(
     customer_id: s.Code, request: Request, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
-    _no_channel(who)  # customers' details are not a channel's to browse
+    refuse_channel_keys(who)  # customers' details are not a channel's to browse
     return read(request, lambda c: catalog_views.customer_view(c, customer_id))
 
 
@@ -102,7 +102,7 @@ def _read_setting(
     request: Request, response: Response, who: Principal, key: str, value_of: Callable[[Connection], dict[str, Any]]
 ) -> dict[str, Any]:
     """A setting as its value and its version as the ETag (If-Match on the PUT)."""
-    _no_channel(who)
+    refuse_channel_keys(who)
     out, version = read(request, lambda c: (value_of(c), pre.setting_version(c, key)))
     response.headers["ETag"] = pre.etag(version)
     return out

@@ -13,10 +13,10 @@ from oms.api.routing import (
     Cursor,
     Filter,
     Limit,
-    _id,
-    _shaped,
+    as_shipment_id,
     read,
     read_within_channel,
+    shaped,
     write,
 )
 from oms.domain.access import Action, Principal
@@ -48,7 +48,7 @@ def list_shipments(
 
 @router.get("/shipments/{shipment_id}", tags=["fulfillment"], responses=m.answers(m.Shipment))
 def get_shipment(shipment_id: str, request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
-    return read(request, lambda c: shipment_views.shipment_view(c, _id(shipment_id), who.channel_scope))
+    return read(request, lambda c: shipment_views.shipment_view(c, as_shipment_id(shipment_id), who.channel_scope))
 
 
 @router.post("/shipments/{shipment_id}/advance", tags=["fulfillment"], responses=m.answers(m.Shipment))
@@ -62,8 +62,10 @@ def advance_shipment(
     return write(
         request,
         who,
-        _shaped(
-            lambda uow: fulfillment.advance_shipment(uow, _id(shipment_id), body.carrier, body.tracking_number),
+        shaped(
+            lambda uow: fulfillment.advance_shipment(
+                uow, as_shipment_id(shipment_id), body.carrier, body.tracking_number
+            ),
             lambda sh: shipment_views.shipment_json(sh, sh.lines),
         ),
     )

@@ -14,12 +14,12 @@ from oms.api.routing import (
     Cursor,
     Filter,
     Limit,
-    _shaped,
     answered,
     created_or_found,
     now,
     read,
     read_within_channel,
+    shaped,
     write,
 )
 from oms.domain.access import Action, Principal
@@ -63,7 +63,7 @@ async def place_order(
         body=body.model_dump(mode="json", exclude_unset=True),
     )
     skus = sorted({line.sku for line in body.lines})  # this process's orders for a SKU queue for it in arrival order
-    use_case = _shaped(lambda uow: orders.place_order(uow, cmd), _placed)
+    use_case = shaped(lambda uow: orders.place_order(uow, cmd), _placed)
     return await run_in_threadpool(answered, lambda: write(request, who, use_case, created_or_found, skus))
 
 
@@ -105,7 +105,7 @@ def cancel_order(
     return write(
         request,
         who,
-        _shaped(
+        shaped(
             lambda uow: orders.cancel_order(uow, order_number, body.reason, lines, who.channel_scope, body.reason_code),
             order_views.order_json,
         ),
@@ -123,7 +123,7 @@ def set_order_priority(
             [{"field": "priority", "reason": "not settable by this key's role"}],
         )
     return write(
-        request, who, _shaped(lambda uow: orders.set_priority(uow, order_number, body.priority), order_views.order_json)
+        request, who, shaped(lambda uow: orders.set_priority(uow, order_number, body.priority), order_views.order_json)
     )
 
 

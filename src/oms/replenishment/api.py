@@ -16,12 +16,12 @@ from oms.api.routing import (
     Cursor,
     Filter,
     Limit,
-    _no_channel,
-    _shaped,
     answered,
     created_or_found,
     now,
     read,
+    refuse_channel_keys,
+    shaped,
     write,
 )
 from oms.domain.access import Action, Principal
@@ -41,7 +41,7 @@ def create_purchase_order(
     return write(
         request,
         who,
-        _shaped(lambda uow: replenishment.create_po(uow, body.po_number, body.supplier, lines), _po_json),
+        shaped(lambda uow: replenishment.create_po(uow, body.po_number, body.supplier, lines), _po_json),
     )
 
 
@@ -59,7 +59,7 @@ def list_purchase_orders(
     cursor: Cursor = None,
     who: Principal = Depends(require(Action.READ)),
 ) -> dict[str, Any]:
-    _no_channel(who)
+    refuse_channel_keys(who)
     return read(
         request,
         lambda c: po_views.list_pos(
@@ -72,7 +72,7 @@ def list_purchase_orders(
 def get_purchase_order(
     po_number: s.Code, request: Request, response: Response, who: Principal = Depends(require(Action.READ))
 ) -> dict[str, Any]:
-    _no_channel(who)
+    refuse_channel_keys(who)
     out = read(request, lambda c: po_views.po_view(c, po_number, now().date()))
     response.headers["ETag"] = pre.etag(out["version"])
     return out
@@ -105,7 +105,7 @@ def patch_purchase_order(
 def cancel_purchase_order(
     po_number: s.Code, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> dict[str, Any]:
-    return write(request, who, _shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
+    return write(request, who, shaped(lambda uow: replenishment.cancel_po(uow, po_number), _po_json))
 
 
 @router.post(
@@ -119,7 +119,7 @@ async def receive_goods(
     body: s.ReceiptIn, request: Request, who: Principal = Depends(require(Action.PURCHASE))
 ) -> Response:
     lines = [replenishment.ReceiptLine(line.sku, line.qty) for line in body.lines]
-    use_case = _shaped(
+    use_case = shaped(
         lambda uow: replenishment.receive_goods(
             uow,
             body.grn_number,
@@ -166,5 +166,5 @@ def quote_promise(
 
 @router.get("/reports/shortfall", tags=["replenishment"], responses=m.answers(m.ShortfallReport))
 def shortfall_report(request: Request, who: Principal = Depends(require(Action.READ))) -> dict[str, Any]:
-    _no_channel(who)
+    refuse_channel_keys(who)
     return read(request, po_views.shortfall)
