@@ -36,7 +36,7 @@ install: $(VENV)/.bytecode ## Build .venv (with .venv/bin/oms) from the lock fil
 run: install ## Install, migrate, load demo data into a new store, print an admin key and dashboard sign-in, serve on :8000
 	$(BIN)/oms db upgrade
 	$(BIN)/oms demo --if-empty
-	$(BIN)/oms keys create --role admin --name "make-run-admin"
+	$(BIN)/oms keys create --role admin --name "make-run-admin" --replace
 	$(BIN)/oms users create admin --role admin --if-absent
 	@echo "dashboard: http://$(HOST):$(PORT)/  (sign in as above)"
 	$(BIN)/oms serve --host $(HOST) --port $(PORT)

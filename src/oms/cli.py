@@ -133,13 +133,16 @@ def keys_create(
         str | None,
         typer.Option(help="The channel of a channel key (required for, and accepted only with, --role channel)."),
     ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Revoke the active keys of this name first (one key per name).")
+    ] = False,
 ) -> None:
     """Make an API key and print it once (only its hash is stored)."""
     from oms.access.keys import create_key
     from oms.domain.errors import DomainError
 
     try:
-        token = _store().write(lambda uow: create_key(uow.conn, role, name, channel))
+        token = _store().write(lambda uow: create_key(uow.conn, role, name, channel, replace=replace))
     except DomainError as exc:
         typer.echo(f"no key made: {exc.detail}", err=True)
         raise typer.Exit(2) from exc

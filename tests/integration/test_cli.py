@@ -107,3 +107,29 @@ def test_a_refusal_is_one_line_with_status_2(tmp_path, monkeypatch, capsys):
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     code, err = _oms(monkeypatch, capsys, "keys", "revoke", "9999")
     assert (code, err.strip()) == (2, "oms: No active key with id 9999.")
+
+
+def test_keys_create_replace_leaves_one_active_key_of_that_name(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("OMS_DATABASE_URL", url)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    make = ["keys", "create", "--role", "admin", "--name", "make-run-admin", "--replace"]
+    first = runner.invoke(app, make).output.strip().splitlines()[-1]
+    other = runner.invoke(app, ["keys", "create", "--role", "ops", "--name", "someone-else"]).output.strip()
+    second = runner.invoke(app, make).output.strip().splitlines()[-1]
+    store = Store(make_engine(url))
+    assert store.read(lambda c: authenticate(c, first)) is None
+    assert store.read(lambda c: authenticate(c, second)) is not None
+    assert store.read(lambda c: authenticate(c, other.splitlines()[-1])) is not None  # other names untouched
+
+
+def test_users_create_offers_and_takes_only_the_roles_a_person_may_have(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMS_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert "admin|ops|purchasing" in runner.invoke(app, ["users", "create", "--help"], terminal_width=200).output
+    refused = runner.invoke(app, ["users", "create", "pat", "--role", "channel", "--password", "long-enough-1"])
+    assert refused.exit_code == 2
+    assert "pat" not in runner.invoke(app, ["users", "list"]).output
+    made = runner.invoke(app, ["users", "create", "pat", "--role", "purchasing", "--password", "long-enough-1"])
+    assert made.exit_code == 0, made.output
+    assert "pat" in runner.invoke(app, ["users", "list"]).output

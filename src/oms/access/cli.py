@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +13,15 @@ from oms.domain.errors import DomainError
 
 if TYPE_CHECKING:
     from oms.store.db import Store
+
+
+class PersonRole(StrEnum):
+    """The roles a person signing in to the dashboard may have (channel keys are for integrations)."""
+
+    ADMIN = Role.ADMIN.value
+    OPS = Role.OPS.value
+    PURCHASING = Role.PURCHASING.value
+
 
 users_app = typer.Typer(help="Dashboard users (people; API callers use keys).", no_args_is_help=True)
 console = Console()
@@ -26,7 +36,7 @@ def _store() -> Store:
 @users_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="The user name to sign in with.")],
-    role: Annotated[Role, typer.Option(help="admin, ops or purchasing.")],
+    role: Annotated[PersonRole, typer.Option(help="admin, ops or purchasing.")],
     password: Annotated[
         str | None, typer.Option(help="At least 8 characters; omitted: a random one is made and printed.")
     ] = None,
@@ -43,7 +53,7 @@ def create(
         return
     secret = password or secrets.token_urlsafe(12)
     try:
-        user = store.write(lambda uow: create_user(uow.conn, name, role, secret))
+        user = store.write(lambda uow: create_user(uow.conn, name, Role(role.value), secret))
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/]")
         raise typer.Exit(1) from exc

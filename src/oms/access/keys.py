@@ -26,8 +26,9 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(conn: Connection, role: Role, name: str, channel: str | None = None) -> str:
-    """Make a key and return it; only its digest is kept.
+def create_key(conn: Connection, role: Role, name: str, channel: str | None = None, *, replace: bool = False) -> str:
+    """Make a key and return it; only its digest is kept. `replace`: revoke the active keys of that
+    name in the same transaction (`make run` makes its admin key this way, so keys do not pile up).
 
     Only channel keys are scoped to a channel: they need one, and every other role is refused one
     (a key of another role reads and changes every channel's orders, so a channel given for it would
@@ -46,6 +47,10 @@ def create_key(conn: Connection, role: Role, name: str, channel: str | None = No
         raise Invalid(
             f"'{channel}' is not a channel as orders name them: it {problem}.",
             [{"field": "channel", "value": channel, "reason": problem, "pattern": bounds.CODE_PATTERN}],
+        )
+    if replace:
+        conn.execute(
+            update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
         )
     token = "oms_" + secrets.token_urlsafe(32)
     conn.execute(
